@@ -1,0 +1,11 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from clipstudy.logs import setup_logging
+
+setup_logging()
+
+from clipstudy.relevance_scores import aggregate_scores
+
+aggregate_scores(snakemake.input.scores, snakemake.input.maps, snakemake.output[0])

@@ -1,0 +1,19 @@
+import os
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from clipstudy.logs import setup_logging
+
+setup_logging()
+
+from clipstudy.datasets.tfds import export_classes
+
+options = snakemake.params.tfds
+export_classes(
+    options["name"],
+    options["data_dir"],
+    os.path.dirname(snakemake.output[0]),
+    config=options["config"],
+    curated=snakemake.params.curated,
+)

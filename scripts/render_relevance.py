@@ -1,0 +1,29 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from clipstudy.logs import setup_logging
+
+setup_logging()
+
+from clipstudy.gpu import gpu_job
+
+gpu_job(snakemake.input.checkpoint)
+
+from clipstudy.relevance import load_fetched, load_photo
+from clipstudy.relevance_render import render_relevance
+
+model, preprocess, tokenizer = load_fetched(
+    snakemake.input.checkpoint, snakemake.params.device, snakemake.params.model_configs
+)
+render_relevance(
+    model,
+    preprocess,
+    tokenizer,
+    load_photo(snakemake.params.photo),
+    snakemake.params.prompts,
+    snakemake.output[0],
+    colormap=snakemake.params.colormap,
+    **snakemake.params.layers,
+    **snakemake.params.meta,
+)

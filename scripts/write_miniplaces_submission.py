@@ -1,0 +1,16 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from clipstudy.logs import setup_logging
+
+setup_logging()
+
+from clipstudy.datasets.miniplaces import write_submission
+
+write_submission(
+    snakemake.input[0],
+    snakemake.output.top5,
+    snakemake.output.leaderboard,
+    **snakemake.params.columns,
+)
