@@ -56,6 +56,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
             f"config key {key}: template {error.instance!r} has no {{c}}; put {{c}} "
             "where the class name goes"
         )
+    if error.validator == "pattern" and error.schema.get("pattern") == r"\S":
+        return f"config key {key}: {error.instance!r} is blank; give non-empty text"
     if error.validator == "oneOf" and key.endswith("templates"):
         return (
             f"config key {key}: give a list of templates that each contain {{c}}, "

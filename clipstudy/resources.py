@@ -4,15 +4,12 @@ The numbers go to the scheduler (Snakemake locally, Slurm on a cluster); they ar
 deliberately generous upper bounds, scaled by the retry attempt, not predictions.
 """
 
-import logging
 import math
 import os
 from dataclasses import dataclass
 
-log = logging.getLogger(__name__)
-
-# Images of a split whose size is unknown before it is prepared (ImageNet's
-# validation split: the largest split the study evaluates).
+# Images of a split whose size is unknown before it is prepared: ImageNet's
+# validation split, about the size of the largest splits the study evaluates.
 DEFAULT_IMAGES = 50_000
 # Host memory of a Python process with torch, CUDA and open_clip loaded.
 BASE_MB = 3_000

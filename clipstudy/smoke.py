@@ -41,7 +41,11 @@ DEFAULT_FLAGS = ["--resources", "gpu=1", "--workflow-profile", "none"]
 
 def make_assets(folder: Path) -> dict:
     """Write tiny checkpoints and synthetic sources into `folder`; return config."""
-    from clipstudy.datasets.synthetic import make_miniplaces_archive, make_tfds_source
+    from clipstudy.datasets.synthetic import (
+        make_miniplaces_archive,
+        make_tfds_source,
+        make_wds_mirror,
+    )
     from clipstudy.models import sha256_file
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -55,10 +59,12 @@ def make_assets(folder: Path) -> dict:
         }
     cassava = make_tfds_source("cassava", folder / "tfds-cassava", seed=0)
     archive = make_miniplaces_archive(folder / "miniplaces" / "data.tar.gz", seed=0)
+    mirror = make_wds_mirror(folder / "wds-vtab-cifar10", n_classes=10, shards=2)
     devkit = archive.parent / "devkit"
     return {
         "checkpoints": checkpoints,
         "cassava": str(cassava),
+        "cifar10": str(mirror),
         "miniplaces_url": archive.resolve().as_uri(),
         "miniplaces_sha256": sha256_file(archive),
         "devkit_url": devkit.resolve().as_uri(),
@@ -97,13 +103,21 @@ def smoke_config(assets: dict) -> dict:
                 "sha256": assets["miniplaces_sha256"],
                 "devkit_url": assets["devkit_url"],
             },
+            "wds-vtab-cifar10": {
+                "source": "wds",
+                "name": "vtab/cifar10",
+                "split": "test",
+                "revision": "main",
+                "local_source": assets["cifar10"],
+            },
         },
         "prompts": {
-            "study": {"templates": ["a photo of a {c}."], "classnames": "raw"},
+            "study": {"templates": ["a photo of a {c}."], "classnames": "study"},
             "curated": {
                 "templates": ["a photo of a {c}.", "itap of a {c}.", "art of the {c}."],
                 "classnames": "curated",
             },
+            "benchmark": {"templates": "dataset", "classnames": "raw"},
         },
         "evaluations": {
             "tfds": {
@@ -116,12 +130,19 @@ def smoke_config(assets: dict) -> dict:
                 "datasets": ["miniplaces"],
                 "prompts": ["study"],
             },
+            "clip_benchmark": {
+                "checkpoints": checkpoints,
+                "datasets": ["wds-vtab-cifar10"],
+                "prompts": ["benchmark"],
+            },
         },
         "relevance": {
             "start_layer": -1,
             "images": {
                 "astronaut": {"skimage": "astronaut"},
                 "coffee": {"skimage": "coffee"},
+                "chelsea": {"skimage": "chelsea"},
+                "gravel": {"skimage": "gravel"},
             },
             "experiments": {
                 "portrait": {
@@ -133,6 +154,17 @@ def smoke_config(assets: dict) -> dict:
                     "images": ["coffee"],
                     "prompts": ["a cup of coffee", "a spoon"],
                     "checkpoints": vit,
+                },
+            },
+            "scores": {"steps": 4, "baseline": "blur", "seed": 0},
+            "localisation": {
+                "checkpoints": vit[:1],
+                "background": "gravel",
+                "size": 128,
+                "scale": 0.45,
+                "objects": {
+                    "cat": {"image": "chelsea", "prompt": "a photo of a cat"},
+                    "cup": {"image": "coffee", "prompt": "a cup of coffee"},
                 },
             },
         },
@@ -162,6 +194,7 @@ def snakemake_command(output: Path, cores: int, extra: list[str]) -> list[str]:
         str(output),
         "--configfile",
         str(output / "config.yaml"),
+        "--replace-workflow-config",
         "--cores",
         str(cores),
         *defaults,

@@ -176,7 +176,10 @@ def miniplaces_source(wildcards):
 
 def wds_source(wildcards):
     spec = dataset_spec(wildcards)
-    return {key: spec[key] for key in ("name", "split", "revision")}
+    return {
+        "local_source": spec.get("local_source"),
+        **{key: spec[key] for key in ("name", "split", "revision")},
+    }
 
 
 def user_images(wildcards):

@@ -9,4 +9,10 @@ setup_logging()
 from clipstudy.datasets.wds import download_wds
 
 mirror = snakemake.params.mirror
-download_wds(mirror["name"], mirror["split"], mirror["revision"], snakemake.output[0])
+download_wds(
+    mirror["name"],
+    mirror["split"],
+    mirror["revision"],
+    snakemake.output[0],
+    local_source=mirror["local_source"],
+)

@@ -76,6 +76,11 @@ def _broken(study, path: str, value):
             "evaluations.tfds.prompts: unknown id 'fancy'",
         ),
         ("evaluation.on_corrupt_image", "ignore", "on_corrupt_image"),
+        (
+            "relevance.experiments.portrait.prompts",
+            ["a photo of a woman", "  "],
+            r"relevance.experiments.portrait.prompts.1: '  ' is blank",
+        ),
     ],
 )
 def test_bad_config_gets_one_line_naming_the_key(study, schema, path, value, message):

@@ -28,21 +28,18 @@ def _why_not() -> str | None:
     return None
 
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.slurm,
-    pytest.mark.skipif(_why_not() is not None, reason=_why_not() or ""),
-]
-
-
+@pytest.mark.slow
+@pytest.mark.slurm
+@pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")
 def test_smoke_study_runs_on_slurm_with_gpu_requests(tmp_path):
-    env = {**os.environ, "CLIPSTUDY_SLURM_TIMEOUT": "1500"}
+    env = {"CLIPSTUDY_SLURM_TIMEOUT": "1500", **os.environ}
     result = subprocess.run(
         ["bash", str(SCRIPT), str(tmp_path / "slurm")],
         capture_output=True,
         text=True,
         env=env,
-        timeout=1800,
+        # the script stops the workflow itself; this only guards against a hang
+        timeout=int(env["CLIPSTUDY_SLURM_TIMEOUT"]) + 600,
     )
     output = result.stdout + result.stderr
     if result.returncode == SKIPPED:
@@ -53,3 +50,75 @@ def test_smoke_study_runs_on_slurm_with_gpu_requests(tmp_path):
     assert "(--gpus=1)" in output and "(no GPU)" in output
     times = (tmp_path / "slurm" / "times.txt").read_text()
     assert "run_s=" in times
+
+
+def _checker():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "check_submissions", SCRIPT.with_name("check_submissions.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sbatch(rule: str, *flags: str) -> str:
+    return (
+        f"--parsable --job-name x --comment rule_{rule}_wildcards_a -p main "
+        f"-t 10 --mem 4000 {' '.join(flags)} -D /w --wrap=snakemake\\ ..."
+    )
+
+
+def test_checker_flags_wrong_gpu_requests(tmp_path):
+    """The check the Slurm test relies on catches each way a submission goes wrong."""
+    check = _checker().check
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.smk").write_text(
+        "rule encode_images:\n    threads: 2\n    resources:\n        gpu=1,\n"
+        "    script:\n        'x.py'\n\n\n"
+        "rule prepare_tfds:\n    resources:\n        mem_mb=1,\n\n\n"
+        "rule download_tfds:\n    localrule: True\n"
+    )
+    output = tmp_path / "snakemake.out"
+    output.write_text(
+        "Job stats:\njob count\n--- ---\nencode_images 1\nprepare_tfds 1\n"
+        "download_tfds 1\ntotal 3\n"
+    )
+    log = tmp_path / "work" / "logs" / "encode_images" / "a.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(
+        "INFO clipstudy.gpu: Slurm job 7: using its GPUs as allocated "
+        "(CUDA_VISIBLE_DEVICES=0)\n"
+    )
+    calls = tmp_path / "calls.txt"
+
+    calls.write_text(
+        _sbatch("encode_images", "--cpus-per-task=2", "--gpus=1")
+        + "\n"
+        + _sbatch("prepare_tfds", "--ntasks=1", "--cpus-per-task=1")
+        + "\n"
+    )
+    assert check(calls, rules, tmp_path / "work", output) == []
+
+    calls.write_text(
+        _sbatch("encode_images", "--cpus-per-task=2")
+        + "\n"
+        + _sbatch("prepare_tfds", "--gres=gpu:1")
+        + "\n"
+        + _sbatch("download_tfds")
+        + "\n"
+    )
+    problems = check(calls, rules, tmp_path / "work", output)
+    assert problems == [
+        "GPU rule encode_images submitted with no GPU",
+        "CPU rule prepare_tfds submitted with ['--gres=gpu:1']",
+        "local rule download_tfds was submitted to Slurm",
+    ]
+
+    calls.write_text(_sbatch("prepare_tfds") + "\n")
+    log.write_text("no GPU here\n")
+    assert check(calls, rules, tmp_path / "work", output) == [
+        "GPU rule encode_images was never submitted"
+    ]

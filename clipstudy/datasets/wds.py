@@ -31,11 +31,20 @@ def repo_id(name: str) -> str:
 
 
 def download_wds(
-    name: str, split: str, revision: str, out_dir: str | os.PathLike
+    name: str,
+    split: str,
+    revision: str,
+    out_dir: str | os.PathLike,
+    local_source: str | os.PathLike | None = None,
 ) -> Path:
-    """Fetch one split's shards, class names and templates of a mirror into out_dir."""
+    """Fetch one split's shards, class names and templates of a mirror into out_dir.
+
+    With `local_source` (a copy of the mirror on disk) nothing is downloaded.
+    """
     from huggingface_hub import snapshot_download
 
+    if local_source is not None:
+        return copy_mirror(local_source, split, out_dir)
     if revision == "main":
         log.warning(
             "mirror %s is not pinned (revision: main); pin a commit for "
@@ -60,6 +69,26 @@ def download_wds(
         time.perf_counter() - start,
     )
     return Path(out_dir)
+
+
+def copy_mirror(
+    source: str | os.PathLike, split: str, out_dir: str | os.PathLike
+) -> Path:
+    """Copy a split, class names and templates from a local copy of a mirror."""
+    import shutil
+
+    source, out_dir = Path(source), Path(out_dir)
+    if not (source / split).is_dir():
+        raise FileNotFoundError(
+            f"local_source {source} has no {split}/ folder of shards; point it at "
+            "a copy of the mirror (huggingface-cli download clip-benchmark/wds_...)"
+        )
+    shutil.copytree(source / split, out_dir / split)
+    for name in (CLASSNAMES, TEMPLATES):
+        if (source / name).is_file():
+            shutil.copy2(source / name, out_dir / name)
+    log.info("copied %d shard(s) from %s", len(shard_paths(out_dir, split)), source)
+    return out_dir
 
 
 def _natural(path: Path) -> list:

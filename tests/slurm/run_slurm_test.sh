@@ -12,13 +12,21 @@
 #
 # Exit status: 0 passed, 1 failed, 77 skipped (the reason is printed).
 # Environment: PYTHON (default: the repo's .venv), CLIPSTUDY_SLURM_TIMEOUT
-# (seconds for the workflow run, default 1200).
+# (seconds for the workflow run, default 1200), CLIPSTUDY_SLURM_TARGETS (files
+# of the smoke study to build; default: one zero-shot score per data source and
+# one relevance score, which submits every kind of job; "all": the whole study,
+# about 40 Slurm jobs, some 25 minutes on 2 CPUs).
 
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PYTHON=${PYTHON:-$REPO/.venv/bin/python}
 RUN_TIMEOUT=${CLIPSTUDY_SLURM_TIMEOUT:-1200}
+DEFAULT_TARGETS="results/metrics/tiny-vit_seed0/tfds-cassava/train/study.json \
+results/metrics/tiny-rn_seed0/miniplaces/val/study.json \
+results/relevance/scores/portrait/tiny-vit_seed0/astronaut.csv"
+TARGETS=${CLIPSTUDY_SLURM_TARGETS:-$DEFAULT_TARGETS}
+[[ $TARGETS == all ]] && TARGETS=""
 WORK=$(realpath -m "${1:-$(mktemp -d "${TMPDIR:-/tmp}/clipstudy-slurm.XXXXXX")}")
 CONF_LINK=/etc/slurm/slurm.conf
 GRES_LINK=/etc/slurm/gres.conf
@@ -71,7 +79,7 @@ cleanup() {
         kill "$pid" 2>/dev/null
     done
     for pid in "${STARTED_PIDS[@]}"; do
-        for _ in $(seq 50); do
+        for _ in $(seq 100); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
@@ -199,6 +207,7 @@ export PATH="$WORK/bin:$PATH"
 
 T_RUN=$(now)
 say "running the smoke study through profiles/slurm (timeout ${RUN_TIMEOUT} s)"
+say "targets: ${TARGETS:-all}"
 set +e
 # test-only overrides: poll quickly, keep the logs of successful jobs
 timeout -s INT -k 30 "$RUN_TIMEOUT" "$PYTHON" -m clipstudy.smoke \
@@ -208,6 +217,7 @@ timeout -s INT -k 30 "$RUN_TIMEOUT" "$PYTHON" -m clipstudy.smoke \
     --seconds-between-status-checks 2 \
     --slurm-keep-successful-logs \
     --slurm-no-account \
+    $TARGETS \
     >"$WORK/log/snakemake.out" 2>&1
 RUN_STATUS=$?
 set -e
