@@ -112,10 +112,12 @@ def encode_decoded(
     table = pq.read_table(index)
     ids = table.column("sample_id").to_pylist()
     labels = table.column("label").to_numpy()
+    # slicing a memory map costs next to nothing: loader workers only pay off
+    # when they overlap page-cache misses with a GPU's work
     loader = torch.utils.data.DataLoader(
         DecodedImages(images, batch_size),
         batch_size=None,
-        num_workers=workers,
+        num_workers=workers if device.type == "cuda" else 0,
         pin_memory=device.type == "cuda",
     )
     mean_t = torch.tensor(mean, device=device)

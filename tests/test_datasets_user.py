@@ -36,6 +36,7 @@ def test_folder_classes_are_sorted_sub_folders(folder, tmp_path):
     classes = read_classes(tmp_path / "out" / "classes.json")
     assert classes["classnames"] == {
         "raw": ["cat", "sea_lion"],
+        "study": ["cat", "sea_lion"],
         "curated": ["cat", "sea lion"],
     }
     assert classes["templates"] == ["a {c}."]
