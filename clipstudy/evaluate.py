@@ -63,6 +63,7 @@ class PreparedImages(torch.utils.data.IterableDataset):
 
 
 def features_schema(dim: int) -> pa.Schema:
+    """Columns of a features file: sample id, label, L2-normalised features."""
     return pa.schema(
         [
             ("sample_id", pa.string()),
@@ -81,8 +82,12 @@ def encode_images(
     batch_size: int = 256,
     workers: int = 0,
     on_corrupt: str = "fail",
+    what: str = "",
 ) -> dict:
-    """Decode, preprocess and encode every image of a prepared split, in chunks."""
+    """Decode, preprocess and encode every image of a prepared split, in chunks.
+
+    `what` names the split and checkpoint in the log (`cifar10 with ViT-B-32`).
+    """
     loader = torch.utils.data.DataLoader(
         PreparedImages(samples, preprocess, on_corrupt),
         batch_size=batch_size,
@@ -90,7 +95,8 @@ def encode_images(
         pin_memory=device.type == "cuda",
     )
     batches = ((pixels, ids, labels.numpy()) for pixels, labels, ids in loader)
-    stats = _encode_batches(model, batches, output, device, count_samples(samples))
+    total = count_samples(samples)
+    stats = _encode_batches(model, batches, output, device, total, what)
     stats["skipped"] = count_samples(samples) - stats["n_images"]
     return stats
 
@@ -105,6 +111,7 @@ def encode_decoded(
     std: Sequence[float],
     batch_size: int = 256,
     workers: int = 0,
+    what: str = "",
 ) -> dict:
     """Encode a decoded-image cache; normalisation runs on the device."""
     from clipstudy.decoded import DecodedImages, normalise
@@ -131,10 +138,12 @@ def encode_decoded(
             yield pixels, ids[start:end], labels[start:end]
             start = end
 
-    return _encode_batches(model, batches(), output, device, len(ids))
+    return _encode_batches(model, batches(), output, device, len(ids), what)
 
 
-def _encode_batches(model, batches, output, device: torch.device, total: int) -> dict:
+def _encode_batches(
+    model, batches, output, device: torch.device, total: int, what: str = ""
+) -> dict:
     """Run the image tower over (pixels, ids, labels) batches; write features."""
     dim = model.visual.output_dim
     channels_last = device.type == "cuda" and not hasattr(model.visual, "transformer")
@@ -149,9 +158,11 @@ def _encode_batches(model, batches, output, device: torch.device, total: int) ->
         tqdm(total=total, desc="encode", unit="img", mininterval=10) as bar,
     ):
         for pixels, ids, labels in batches:
+            # copy first: a layout change on the host would drop the pinned memory
+            pixels = pixels.to(device, non_blocking=True)
             if channels_last:
                 pixels = pixels.contiguous(memory_format=torch.channels_last)
-            features = _forward(model, pixels.to(device, non_blocking=True), state)
+            features = _forward(model, pixels, state)
             features = F.normalize(features.float(), dim=-1).cpu().numpy()
             writer.write_table(_features_table(ids, labels, features, dim))
             written += len(ids)
@@ -164,8 +175,9 @@ def _encode_batches(model, batches, output, device: torch.device, total: int) ->
         stats = {"n_images": written, "seconds": seconds, **device_provenance(device)}
         writer.add_key_value_metadata({"clipstudy": json.dumps(stats)})
     log.info(
-        "encoded %d images in %.1f s (%.0f img/s) on %s",
-        written,
+        "encoded %s images%s in %.1f s (%.0f img/s) on %s",
+        f"{written:,}",
+        f" of {what}" if what else "",
         seconds,
         written / max(seconds, 1e-9),
         stats["device_name"],

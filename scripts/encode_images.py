@@ -28,4 +28,5 @@ encode_decoded(
     std=snakemake.params.preprocess["std"],
     batch_size=settings["batch_size"],
     workers=max(0, snakemake.threads - 1),
+    what=f"{snakemake.wildcards.dataset} with {snakemake.wildcards.model}",
 )

@@ -151,14 +151,14 @@ def test_corrupt_image_fails_with_its_name_or_is_skipped(tiny_vit, tmp_path):
     assert read_features(out)[0] == ["good"]
 
 
-def test_decoded_cache_gives_the_features_of_per_image_decoding(
+def test_decoded_cache_gives_the_features_and_metrics_of_per_image_decoding(
     tiny_checkpoints, dataset, tmp_path
 ):
     from clipstudy.decoded import cache_key, decode_split, preprocess_config
     from clipstudy.evaluate import encode_decoded
 
     path = str(tiny_checkpoints["tiny-vit"])
-    model, preprocess, _ = load_checkpoint(
+    model, preprocess, tokenizer = load_checkpoint(
         Checkpoint("tiny-vit", path), CPU, [MODEL_CONFIGS]
     )
     config = preprocess_config("tiny-vit", path)
@@ -174,6 +174,27 @@ def test_decoded_cache_gives_the_features_of_per_image_decoding(
     ids_b, labels_b, features_b = read_features(direct)
     assert ids_a == ids_b and (labels_a == labels_b).all()
     assert np.abs(features_a - features_b).max() < 1e-5
+
+    templates = ["a photo of a {c}.", "art of a {c}."]
+    prompt_set = {"templates": templates, "classnames": "raw"}
+    metrics = {}
+    for name, features in (("cached", cached), ("direct", direct)):
+        metrics[name] = evaluate_zeroshot(
+            model,
+            tokenizer,
+            features,
+            dataset / "classes.json",
+            prompt_set,
+            tmp_path / f"{name}.predictions.parquet",
+            tmp_path / f"{name}.metrics.json",
+            CPU,
+            bootstrap={"samples": 50, "seed": 0},
+        )
+    for key in ("acc1", "acc5", "mean_per_class_recall", "per_class_recall"):
+        assert metrics["cached"][key] == metrics["direct"][key], key
+    top_a = pq.read_table(tmp_path / "cached.predictions.parquet").column("top5")
+    top_b = pq.read_table(tmp_path / "direct.predictions.parquet").column("top5")
+    assert top_a.to_pylist() == top_b.to_pylist()
 
 
 def test_preprocessing_follows_the_pretrained_tag():
@@ -210,3 +231,34 @@ def test_decoded_cache_skips_corrupt_images_when_asked(tmp_path):
     assert decode_split(tmp_path / "s.parquet", images, index, config, 0, "skip") == 2
     assert np.load(images).shape == (2, 32, 32, 3)
     assert pq.read_table(index).column("sample_id").to_pylist() == ["a", "c"]
+
+
+def test_out_of_memory_halves_the_image_batch_and_keeps_the_features(
+    tiny_vit, dataset, tmp_path, caplog
+):
+    model, preprocess, _ = tiny_vit
+    encode = model.encode_image
+    sizes = []
+
+    def encode_or_run_out(pixels):
+        sizes.append(len(pixels))
+        if len(pixels) > 4:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return encode(pixels)
+
+    samples = dataset / "train.parquet"
+    encode_images(model, preprocess, samples, tmp_path / "full.parquet", CPU, 16)
+    model.encode_image = encode_or_run_out
+    try:
+        with caplog.at_level("WARNING"):
+            stats = encode_images(
+                model, preprocess, samples, tmp_path / "small.parquet", CPU, 16
+            )
+    finally:
+        del model.encode_image
+    assert stats["n_images"] == 30
+    assert sizes[:3] == [16, 8, 4] and max(sizes[3:]) == 4
+    assert "image batch size lowered to 4" in caplog.text
+    full = read_features(tmp_path / "full.parquet")[2]
+    small = read_features(tmp_path / "small.parquet")[2]
+    assert np.abs(full - small).max() < 1e-5
