@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 GPUS ?= 1
 
-.PHONY: study test setup setup-test smoke lint
+.PHONY: study test setup setup-test smoke lint bench
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ setup: $(BIN)/snakemake
 # CLIP_benchmark 1.6.2 fails under numpy 2.4; its side environment reuses
 # the main one with an older numpy, for the metric-parity test and benchmarks.
 .venv-cb/bin/python: $(BIN)/snakemake
-	bash benchmarks/setup_clip_benchmark_env.sh
+	PYTHON=$(PYTHON) bash benchmarks/setup_clip_benchmark_env.sh
 
 setup-test: setup .venv-cb/bin/python
 
@@ -38,3 +38,7 @@ lint: setup
 
 test: setup-test
 	$(BIN)/python -m pytest
+
+bench: setup-test
+	$(VENV)-cb/bin/python benchmarks/zeroshot_speed.py
+	$(BIN)/python benchmarks/encode_memory.py --sizes 1000 20000

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=$(realpath .venv/lib/python3.*/site-packages)
-python3.11 -m venv .venv-cb
+"${PYTHON:-python3.11}" -m venv .venv-cb
 site=$(echo .venv-cb/lib/python3.*/site-packages)
 printf "%s\n%s\n" "$base" "$PWD" > "$site/clipstudy_base.pth"
 .venv-cb/bin/pip install --quiet "numpy==2.3.5" scikit-learn==1.8.0 joblib==1.6.0 \

@@ -1,5 +1,6 @@
 """Check a study config before any job runs and plan the jobs it asks for."""
 
+import difflib
 import itertools
 import re
 from pathlib import Path
@@ -9,6 +10,24 @@ import yaml
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 PLACEHOLDER = re.compile(r"\{c\}")
+# CLIP_benchmark's WebDataset mirrors of classification datasets on the Hugging
+# Face hub (clip-benchmark/wds_<name>, with / written as -)
+WDS_MIRRORS = (
+    "cars", "country211", "fer2013", "fgvc_aircraft", "gtsrb", "imagenet-a",
+    "imagenet-o", "imagenet-r", "imagenet1k", "imagenet_sketch", "imagenetv2",
+    "mnist", "objectnet", "renderedsst2", "stl10", "sun397", "voc2007",
+    *(
+        f"vtab/{name}"
+        for name in (
+            "caltech101", "cifar10", "cifar100", "clevr_closest_object_distance",
+            "clevr_count_all", "diabetic_retinopathy", "dmlab",
+            "dsprites_label_orientation", "dsprites_label_x_position",
+            "dsprites_label_y_position", "dtd", "eurosat", "flowers",
+            "kitti_closest_vehicle_distance", "pcam", "pets", "resisc45",
+            "smallnorb_label_azimuth", "smallnorb_label_elevation", "svhn",
+        )
+    ),
+)  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -118,6 +137,35 @@ def check_checkpoints(config: dict) -> None:
             raise ConfigError(f"config key checkpoints.{key}: {error}") from None
 
 
+def check_datasets(config: dict) -> None:
+    """Raise ConfigError on a TFDS dataset or WebDataset mirror that does not exist.
+
+    TFDS names outside the study's 17 are looked up in TFDS's own registry
+    (which imports TensorFlow, so only then); a mirror with a local_source may
+    have any name.
+    """
+    from clipstudy.datasets.common import shipped_classnames
+
+    study_tfds = set(shipped_classnames("tfds"))
+    for key, spec in config["datasets"].items():
+        name = spec.get("name")
+        if spec["source"] == "tfds" and name not in study_tfds:
+            from clipstudy.datasets.tfds import check_builder_name
+
+            try:
+                check_builder_name(name)
+            except ValueError as error:
+                raise ConfigError(f"config key datasets.{key}.name: {error}") from None
+        if spec["source"] != "wds" or "local_source" in spec or name in WDS_MIRRORS:
+            continue
+        close = difflib.get_close_matches(name, WDS_MIRRORS, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(
+            f"config key datasets.{key}.name: CLIP_benchmark has no WebDataset "
+            f"mirror {name!r}{hint}; known mirrors are {', '.join(WDS_MIRRORS)}"
+        )
+
+
 def evaluation_jobs(config: dict) -> list[tuple[str, str, str, str]]:
     """All (checkpoint, dataset, split, prompt set) combinations the config scores."""
     jobs = set()
@@ -128,3 +176,62 @@ def evaluation_jobs(config: dict) -> list[tuple[str, str, str, str]]:
             split = config["datasets"][dataset].get("split", "test")
             jobs.add((model, dataset, split, prompts))
     return sorted(jobs)
+
+
+def _relevance_uses(relevance: dict) -> tuple[list, list]:
+    """(key, image) and (key, checkpoint) pairs that the relevance section names."""
+    experiments = relevance.get("experiments") or {}
+    images = [
+        (f"relevance.experiments.{name}.images", image)
+        for name, experiment in experiments.items()
+        for image in experiment.get("images", [])
+    ]
+    checkpoints = [
+        (f"relevance.experiments.{name}.checkpoints", model)
+        for name, experiment in experiments.items()
+        for model in experiment.get("checkpoints", [])
+    ]
+    localisation = relevance.get("localisation")
+    if localisation:
+        images.append(("relevance.localisation.background", localisation["background"]))
+        images += [
+            (f"relevance.localisation.objects.{name}.image", spec["image"])
+            for name, spec in localisation["objects"].items()
+        ]
+        checkpoints += [
+            ("relevance.localisation.checkpoints", model)
+            for model in localisation["checkpoints"]
+        ]
+    return images, checkpoints
+
+
+def check_relevance(config: dict) -> None:
+    """Raise ConfigError on a relevance image, checkpoint or model without a method."""
+    from clipstudy.models import register_model_configs
+    from clipstudy.relevance import UnsupportedModelError, method_for_config
+
+    relevance = config.get("relevance") or {}
+    images, checkpoints = _relevance_uses(relevance)
+    known_images = relevance.get("images") or {}
+    for key, image in images:
+        if image not in known_images:
+            raise ConfigError(
+                f"config key {key}: unknown image {image!r}; define it under "
+                f"relevance.images or use one of {', '.join(known_images)}"
+            )
+    try:
+        register_model_configs(config.get("model_configs", []))
+    except FileNotFoundError as error:
+        raise ConfigError(f"config key model_configs: {error}") from None
+    for key, model in checkpoints:
+        if model not in config["checkpoints"]:
+            raise ConfigError(
+                f"config key {key}: unknown checkpoint {model!r}; define it under "
+                "checkpoints:"
+            )
+        try:
+            method_for_config(config["checkpoints"][model]["model"])
+        except UnsupportedModelError as error:
+            raise ConfigError(
+                f"config key {key}: checkpoint {model}: {error}"
+            ) from None

@@ -34,7 +34,7 @@ class Explanation:
     image_relevance: torch.Tensor  # (P, grid_h, grid_w), float32, CPU
     text_relevance: torch.Tensor  # (P, context, context), float32, CPU
     logits: torch.Tensor  # (P,) zero-shot logit of each (image, prompt) pair
-    start_layer: int  # resolved first block of the image tower (-1: not a ViT)
+    start_layer: int | None  # resolved first block of the image tower; None: no ViT
     start_layer_text: int  # resolved first block of the text tower
 
     @property
@@ -363,7 +363,7 @@ def explain(
     start_layer: int = -1,
     start_layer_text: int | None = None,
 ) -> Explanation:
-    """Relevance of one preprocessed image for P tokenized prompts in one pass.
+    """Relevance of one preprocessed image for P tokenised prompts in one pass.
 
     The image is repeated once per prompt and the target is the sum of the
     matched logits, so each copy's gradients come from its own prompt only.
@@ -371,7 +371,7 @@ def explain(
     """
     method = vision_method(model)
     text_blocks = _text_tower(model)[0].resblocks
-    first_image = -1
+    first_image = None
     if method == "chefer":
         image_blocks = model.visual.transformer.resblocks
         first_image = resolve_start_layer(start_layer, len(image_blocks))
@@ -587,22 +587,47 @@ def token_strings(tokenizer, ids: Sequence[int]) -> list[str]:
 
 # photos
 
+# skimage.data images whose files ship inside scikit-image (no download needed)
+BUNDLED_PHOTOS = (
+    "astronaut",
+    "brick",
+    "camera",
+    "cat",
+    "cell",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "colorwheel",
+    "grass",
+    "gravel",
+    "horse",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "logo",
+    "microaneurysms",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
+)
+
 
 def load_photo(spec: dict | str | os.PathLike) -> Image.Image:
-    """Load an RGB photo from {skimage: name} (scikit-image sample) or {path: file}."""
+    """Load an RGB photo from {skimage: name} (a bundled photo) or {path: file}."""
     if isinstance(spec, str | os.PathLike):
         spec = {"path": str(spec)}
     if "skimage" in spec:
         import skimage.data
 
         name = spec["skimage"]
-        loader = getattr(skimage.data, name, None)
-        if not callable(loader) or name.startswith("_"):
+        if name not in BUNDLED_PHOTOS:
             raise ValueError(
-                f"skimage.data has no image {name!r}; use e.g. astronaut, chelsea, "
-                "coffee, rocket, or give {path: file}"
+                f"skimage.data.{name} is not a bundled photo; use one of "
+                f"{', '.join(BUNDLED_PHOTOS)} or a file path ({{path: file}})"
             )
-        array = np.asarray(loader())
+        array = np.asarray(getattr(skimage.data, name)())
         if array.dtype == bool:
             array = array.astype(np.uint8) * 255
         if array.ndim == 2:

@@ -68,7 +68,10 @@ def save_map(path: str | os.PathLike, result: RelevanceMap, index: int, **meta) 
         "logit": np.float32(result.logits[index]),
         "prompt": np.array(result.prompts[index]),
         "method": np.array(result.method),
-        "start_layer": np.int64(result.start_layer),
+        # float so that a map without transformer blocks (Grad-CAM) stores NaN
+        "start_layer": np.float64(
+            np.nan if result.start_layer is None else result.start_layer
+        ),
         "start_layer_text": np.int64(result.start_layer_text),
         "grid": np.array(result.grid, dtype=np.int64),
         "input_size": np.array(result.input_size, dtype=np.int64),
@@ -81,13 +84,16 @@ def save_map(path: str | os.PathLike, result: RelevanceMap, index: int, **meta) 
 
 
 def load_map(path: str | os.PathLike) -> dict:
-    """Read a map npz written by save_map into plain Python and NumPy values."""
+    """Read a map npz of save_map as Python and NumPy values (start_layer: int/None)."""
     with np.load(path) as data:
         out = {key: data[key] for key in data.files}
     for key, value in out.items():
         if value.ndim == 0:
             out[key] = value.item()
     out["token_text"] = [str(t) for t in out["token_text"]]
+    layer = out.get("start_layer")
+    if layer is not None:
+        out["start_layer"] = None if np.isnan(layer) else int(layer)
     return out
 
 
@@ -132,12 +138,13 @@ def render_relevance(
         os.replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    layers = "none (Grad-CAM)" if result.start_layer is None else result.start_layer
     log.info(
-        "rendered %d %s maps (grid %s, start layer %d) of a %dx%d photo in %.1f s",
+        "rendered %d %s maps (grid %s, start layer %s) of a %dx%d photo in %.1f s",
         len(entries),
         result.method,
         "x".join(map(str, result.grid)),
-        result.start_layer,
+        layers,
         *result.photo_size,
         time.perf_counter() - started,
     )

@@ -174,7 +174,7 @@ def score_maps(
                 "baseline": baseline,
             }
         )
-    table = pd.DataFrame(rows)
+    table = layers_as_integers(pd.DataFrame(rows))
     log.info(
         "scored %d maps (%d steps, %s baseline) in %.1f s: mean deletion AUC %.3f "
         "(random %.3f), insertion AUC %.3f (random %.3f)",
@@ -286,6 +286,7 @@ def aggregate_scores(
     scores = pd.concat(
         [pd.read_csv(table) for table in score_tables], ignore_index=True
     )
+    scores = layers_as_integers(scores)
     table = scores.merge(consistency(map_dirs), on=KEYS, how="left", validate="1:1")
     table = table.sort_values(KEYS, kind="stable").reset_index(drop=True)
     write_csv(table, path)
@@ -297,6 +298,13 @@ def aggregate_scores(
         table["prompt_sensitivity"].mean(),
         table["checkpoint_agreement"].mean(),
     )
+    return table
+
+
+def layers_as_integers(table: pd.DataFrame) -> pd.DataFrame:
+    """Make start_layer nullable integers: empty for Grad-CAM maps, not -1 or 11.0."""
+    if "start_layer" in table:
+        table = table.assign(start_layer=table["start_layer"].astype("Int64"))
     return table
 
 
@@ -434,7 +442,7 @@ def localisation_scores(
                     "mass_ratio": mass / fraction,
                 }
             )
-    table = pd.DataFrame(rows)
+    table = layers_as_integers(pd.DataFrame(rows))
     log.info(
         "localisation of %s on %d scenes in %.1f s: pointing game %.2f, mass in box "
         "%.3f vs %.3f by chance",
@@ -489,6 +497,7 @@ def aggregate_localisation(
 ) -> pd.DataFrame:
     """Concatenate per-checkpoint localisation tables and write a summary."""
     table = pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)
+    table = layers_as_integers(table)
     write_csv(table, path)
     summary = summarise_localisation(table)
     write_csv(summary, summary_path)

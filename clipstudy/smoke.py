@@ -60,11 +60,20 @@ def make_assets(folder: Path) -> dict:
     cassava = make_tfds_source("cassava", folder / "tfds-cassava", seed=0)
     archive = make_miniplaces_archive(folder / "miniplaces" / "data.tar.gz", seed=0)
     mirror = make_wds_mirror(folder / "wds-vtab-cifar10", n_classes=10, shards=2)
+    # a second, smaller mirror stands in for a distribution shift of cifar10
+    shifted = make_wds_mirror(
+        folder / "wds-cifar10-shifted",
+        n_classes=10,
+        images_per_class=1,
+        shards=1,
+        seed=1,
+    )
     devkit = archive.parent / "devkit"
     return {
         "checkpoints": checkpoints,
         "cassava": str(cassava),
         "cifar10": str(mirror),
+        "cifar10_shifted": str(shifted),
         "miniplaces_url": archive.resolve().as_uri(),
         "miniplaces_sha256": sha256_file(archive),
         "devkit_url": devkit.resolve().as_uri(),
@@ -110,6 +119,13 @@ def smoke_config(assets: dict) -> dict:
                 "revision": "main",
                 "local_source": assets["cifar10"],
             },
+            "wds-cifar10-shifted": {
+                "source": "wds",
+                "name": "cifar10-shifted",
+                "split": "test",
+                "revision": "main",
+                "local_source": assets["cifar10_shifted"],
+            },
         },
         "prompts": {
             "study": {"templates": ["a photo of a {c}."], "classnames": "study"},
@@ -117,13 +133,13 @@ def smoke_config(assets: dict) -> dict:
                 "templates": ["a photo of a {c}.", "itap of a {c}.", "art of the {c}."],
                 "classnames": "curated",
             },
-            "benchmark": {"templates": "dataset", "classnames": "raw"},
+            "benchmark": {"templates": "dataset", "classnames": "study"},
         },
         "evaluations": {
             "tfds": {
                 "checkpoints": checkpoints,
                 "datasets": ["tfds-cassava"],
-                "prompts": ["study", "curated"],
+                "prompts": ["benchmark", "study", "curated"],
             },
             "miniplaces": {
                 "checkpoints": checkpoints,
@@ -133,6 +149,12 @@ def smoke_config(assets: dict) -> dict:
             "clip_benchmark": {
                 "checkpoints": checkpoints,
                 "datasets": ["wds-vtab-cifar10"],
+                "prompts": ["benchmark"],
+            },
+            # two checkpoints suffice for the fit line; each extra job costs seconds
+            "robustness": {
+                "checkpoints": ["tiny-vit_seed0", "tiny-rn_seed0"],
+                "datasets": ["wds-cifar10-shifted"],
                 "prompts": ["benchmark"],
             },
         },
@@ -173,6 +195,7 @@ def smoke_config(assets: dict) -> dict:
             "tolerance": 0.01,
             "banner": BANNER,
             "task_groups": {"plant": ["tfds-cassava"]},
+            "robustness": {"reference": "vtab/cifar10", "shifts": ["cifar10-shifted"]},
         },
     }
 

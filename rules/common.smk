@@ -18,14 +18,17 @@ sys.path.insert(0, workflow.basedir)
 from clipstudy.config import (
     ConfigError,
     check_checkpoints,
+    check_datasets,
     evaluation_jobs,
     validate_config,
 )
 from clipstudy.decoded import cache_key, preprocess_config
+from clipstudy.templates import clip_benchmark_tfds_templates
 
 try:
     validate_config(config)
     check_checkpoints(config)
+    check_datasets(config)
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
@@ -122,7 +125,11 @@ def evaluation_info(wildcards):
 
 
 def prompt_set(wildcards):
-    return config["prompts"][wildcards.prompts]
+    chosen = dict(config["prompts"][wildcards.prompts])
+    spec = config["datasets"][wildcards.dataset]
+    if chosen["templates"] == "dataset" and spec["source"] == "tfds":
+        chosen["templates"] = clip_benchmark_tfds_templates(spec["name"])
+    return chosen
 
 
 def all_metrics():
@@ -171,7 +178,7 @@ def on_corrupt_image():
 
 def miniplaces_source(wildcards):
     spec = dataset_spec(wildcards)
-    return {key: spec.get(key) for key in ("url", "sha256", "devkit_url")}
+    return {key: spec.get(key) for key in ("url", "sha256", "md5", "devkit_url")}
 
 
 def wds_source(wildcards):
@@ -189,6 +196,10 @@ def user_images(wildcards):
         "csv_path": spec.get("csv"),
         "classnames": spec.get("classnames"),
     }
+
+
+def user_templates(wildcards):
+    return dataset_spec(wildcards).get("templates")
 
 
 def user_images_input(wildcards):
@@ -222,7 +233,11 @@ def miniplaces_targets():
 
 def miniplaces_test_predictions(wildcards):
     model, dataset, prompts = wildcards.model, miniplaces_id(), wildcards.prompts
-    return f"results/predictions/{model}/{dataset}/test/{prompts}.parquet"
+    return {
+        "predictions": f"results/predictions/{model}/{dataset}/test/{prompts}.parquet",
+        "test": f"{DATA}/prepared/{dataset}/test.parquet",
+        "classes": f"{DATA}/prepared/{dataset}/classes.json",
+    }
 
 
 def submission_columns(wildcards):
@@ -309,7 +324,7 @@ def report_figure_files():
 
 
 def report_relevance_files():
-    """Relevance outputs the report shows; none while no relevance rules exist."""
+    """Relevance outputs the report shows: grids, token maps, score tables."""
     targets = globals().get("relevance_targets")
     return list(targets()) if targets else []
 
@@ -318,13 +333,20 @@ def report_leaderboards():
     return [path for path in miniplaces_targets() if path.endswith("leaderboard.csv")]
 
 
+def report_checkpoint_files():
+    """Records (file, size, SHA-256) of the checkpoints the report lists."""
+    models = {model for model, *_ in evaluation_jobs(config)}
+    models |= {model for _, model, _ in relevance_jobs()}
+    return [f"results/checkpoints/{model}.json" for model in sorted(models)]
+
+
 def report_targets():
     return ["results/report.html"]
 
 
 # relevance
 
-from clipstudy.relevance import UnsupportedModelError, method_for_config
+from clipstudy.config import check_relevance
 
 RELEVANCE = {
     "device": "auto",
@@ -346,43 +368,10 @@ LOCALISATION = RELEVANCE.get("localisation")
 
 def check_relevance_config():
     """Fail before any job on an unknown image or an unsupported checkpoint."""
-    images = RELEVANCE["images"]
-    uses = [
-        (f"relevance.experiments.{name}.images", image)
-        for name, experiment in RELEVANCE["experiments"].items()
-        for image in experiment["images"]
-    ]
-    checkpoints = [
-        (f"relevance.experiments.{name}.checkpoints", model)
-        for name, experiment in RELEVANCE["experiments"].items()
-        for model in experiment["checkpoints"]
-    ]
-    if LOCALISATION:
-        uses.append(("relevance.localisation.background", LOCALISATION["background"]))
-        uses += [
-            (f"relevance.localisation.objects.{name}.image", spec["image"])
-            for name, spec in LOCALISATION["objects"].items()
-        ]
-        checkpoints += [
-            ("relevance.localisation.checkpoints", model)
-            for model in LOCALISATION["checkpoints"]
-        ]
-    for key, image in uses:
-        if image not in images:
-            raise WorkflowError(
-                f"invalid config: config key {key}: unknown image {image!r}; define "
-                f"it under relevance.images or use one of {', '.join(images)}"
-            )
-    for key, model in checkpoints:
-        if model not in config["checkpoints"]:
-            raise WorkflowError(
-                f"invalid config: config key {key}: unknown checkpoint {model!r}; "
-                "define it under checkpoints:"
-            )
-        try:
-            method_for_config(config["checkpoints"][model]["model"])
-        except UnsupportedModelError as error:
-            raise WorkflowError(f"invalid config: config key {key}: {error}") from None
+    try:
+        check_relevance(config)
+    except ConfigError as error:
+        raise WorkflowError(f"invalid config: {error}") from None
 
 
 check_relevance_config()

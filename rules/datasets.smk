@@ -128,7 +128,7 @@ rule prepare_miniplaces:
 
 rule write_miniplaces_submission:
     input:
-        miniplaces_test_predictions,
+        unpack(miniplaces_test_predictions),
     output:
         top5="results/miniplaces/{model}/{prompts}/submission_top5.txt",
         leaderboard="results/miniplaces/{model}/{prompts}/leaderboard.csv",
@@ -237,5 +237,6 @@ rule prepare_folder_classes:
         "../envs/datasets.yaml"
     params:
         images=user_images,
+        templates=user_templates,
     script:
         "../scripts/prepare_folder_classes.py"

@@ -2,17 +2,17 @@ rule aggregate_benchmark_tables:
     input:
         zeroshot="results/tables/zeroshot.csv",
     output:
-        report(
+        table1=report(
             "results/tables/table1_acc1.csv",
             caption="../report/table1_acc1.rst",
             category="Benchmarks",
         ),
-        report(
+        table2=report(
             "results/tables/table2_mean_per_class_recall.csv",
             caption="../report/table2_mean_per_class_recall.rst",
             category="Benchmarks",
         ),
-        report(
+        robustness=report(
             "results/tables/robustness.csv",
             caption="../report/robustness.rst",
             category="Benchmarks",
@@ -32,22 +32,22 @@ rule aggregate_tfds_tables:
     input:
         zeroshot="results/tables/zeroshot.csv",
     output:
-        report(
+        table3=report(
             "results/tables/table3_acc1_adjusted.csv",
             caption="../report/table3_acc1_adjusted.rst",
             category="Our zero-shot datasets",
         ),
-        report(
+        table4=report(
             "results/tables/table4_mean_per_class_recall.csv",
             caption="../report/table4_mean_per_class_recall.rst",
             category="Our zero-shot datasets",
         ),
-        report(
+        task_groups=report(
             "results/tables/task_groups.csv",
             caption="../report/task_groups.rst",
             category="Our zero-shot datasets",
         ),
-        report(
+        class_names=report(
             "results/tables/class_names.csv",
             caption="../report/class_names.rst",
             category="Our zero-shot datasets",
@@ -67,7 +67,7 @@ rule aggregate_miniplaces_table:
     input:
         zeroshot="results/tables/zeroshot.csv",
     output:
-        report(
+        miniplaces=report(
             "results/tables/miniplaces.csv",
             caption="../report/miniplaces.rst",
             category="Miniplaces",
@@ -87,7 +87,7 @@ rule aggregate_published_comparison:
     input:
         zeroshot="results/tables/zeroshot.csv",
     output:
-        report(
+        published_comparison=report(
             "results/tables/published_comparison.csv",
             caption="../report/published_comparison.rst",
             category="Reproduced vs published",
@@ -107,24 +107,24 @@ rule plot_benchmark_figures:
     input:
         zeroshot="results/tables/zeroshot.csv",
     output:
-        report(
+        benchmark_top1_png=report(
             "results/figures/benchmark_top1.png",
             caption="../report/benchmark_top1.rst",
             category="Benchmarks",
         ),
-        "results/figures/benchmark_top1.svg",
-        report(
+        benchmark_top1_svg="results/figures/benchmark_top1.svg",
+        benchmark_top1_mean_png=report(
             "results/figures/benchmark_top1_mean.png",
             caption="../report/benchmark_top1_mean.rst",
             category="Benchmarks",
         ),
-        "results/figures/benchmark_top1_mean.svg",
-        report(
+        benchmark_top1_mean_svg="results/figures/benchmark_top1_mean.svg",
+        robustness_png=report(
             "results/figures/robustness.png",
             caption="../report/robustness.rst",
             category="Benchmarks",
         ),
-        "results/figures/robustness.svg",
+        robustness_svg="results/figures/robustness.svg",
     log:
         "logs/plot_benchmark_figures/figures.log",
     localrule: True
@@ -140,24 +140,24 @@ rule plot_tfds_figures:
     input:
         zeroshot="results/tables/zeroshot.csv",
     output:
-        report(
+        tfds_acc1_adjusted_png=report(
             "results/figures/tfds_acc1_adjusted.png",
             caption="../report/tfds_acc1_adjusted.rst",
             category="Our zero-shot datasets",
         ),
-        "results/figures/tfds_acc1_adjusted.svg",
-        report(
+        tfds_acc1_adjusted_svg="results/figures/tfds_acc1_adjusted.svg",
+        tfds_task_groups_png=report(
             "results/figures/tfds_task_groups.png",
             caption="../report/task_groups.rst",
             category="Our zero-shot datasets",
         ),
-        "results/figures/tfds_task_groups.svg",
-        report(
+        tfds_task_groups_svg="results/figures/tfds_task_groups.svg",
+        class_names_png=report(
             "results/figures/class_names.png",
             caption="../report/class_names.rst",
             category="Our zero-shot datasets",
         ),
-        "results/figures/class_names.svg",
+        class_names_svg="results/figures/class_names.svg",
     log:
         "logs/plot_tfds_figures/figures.log",
     localrule: True
@@ -173,12 +173,12 @@ rule plot_published_comparison:
     input:
         zeroshot="results/tables/zeroshot.csv",
     output:
-        report(
+        published_comparison_png=report(
             "results/figures/published_comparison.png",
             caption="../report/published_comparison.rst",
             category="Reproduced vs published",
         ),
-        "results/figures/published_comparison.svg",
+        published_comparison_svg="results/figures/published_comparison.svg",
     log:
         "logs/plot_published_comparison/figures.log",
     localrule: True
@@ -197,8 +197,9 @@ rule build_report:
         figures=report_figure_files(),
         relevance=report_relevance_files(),
         leaderboards=report_leaderboards(),
+        checkpoints=report_checkpoint_files(),
     output:
-        report(
+        html=report(
             "results/report.html",
             caption="../report/report.rst",
             category="Report",
@@ -210,7 +211,6 @@ rule build_report:
         "../envs/report.yaml"
     params:
         config=study_config(),
-        checkpoints="results/checkpoints",
         benchmarks="benchmarks",
     script:
         "../scripts/build_report.py"

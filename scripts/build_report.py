@@ -18,6 +18,6 @@ build_report(
     figures={Path(path).stem: path for path in snakemake.input.figures},
     relevance=snakemake.input.relevance,
     leaderboards=snakemake.input.leaderboards,
-    checkpoints_dir=snakemake.params.checkpoints,
+    checkpoint_files=snakemake.input.checkpoints,
     benchmarks_dir=snakemake.params.benchmarks,
 )

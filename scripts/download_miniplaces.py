@@ -14,5 +14,6 @@ download_miniplaces(
     source["url"],
     os.path.dirname(snakemake.output.archive),
     sha256=source["sha256"],
+    md5=source["md5"],
     devkit_url=source["devkit_url"],
 )

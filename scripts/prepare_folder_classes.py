@@ -9,4 +9,8 @@ setup_logging()
 
 from clipstudy.datasets.user import export_user_classes
 
-export_user_classes(os.path.dirname(snakemake.output[0]), **snakemake.params.images)
+export_user_classes(
+    os.path.dirname(snakemake.output[0]),
+    templates=snakemake.params.templates,
+    **snakemake.params.images,
+)

@@ -9,8 +9,10 @@ setup_logging()
 from clipstudy.datasets.miniplaces import write_submission
 
 write_submission(
-    snakemake.input[0],
+    snakemake.input.predictions,
     snakemake.output.top5,
     snakemake.output.leaderboard,
     **snakemake.params.columns,
+    test_parquet=snakemake.input.test,
+    classes_json=snakemake.input.classes,
 )

@@ -7,6 +7,7 @@ import yaml
 from clipstudy.config import (
     ConfigError,
     check_checkpoints,
+    check_datasets,
     evaluation_jobs,
     load_schema,
     validate_config,
@@ -28,6 +29,7 @@ def schema() -> dict:
 def test_study_config_is_valid_and_plans_the_whole_study(study, schema):
     validate_config(study, schema)
     check_checkpoints(study)
+    check_datasets(study)
     jobs = evaluation_jobs(study)
     tfds = {d for _, d, _, _ in jobs if d.startswith("tfds-")}
     wds = {d for _, d, _, _ in jobs if d.startswith("wds-")}
@@ -36,7 +38,7 @@ def test_study_config_is_valid_and_plans_the_whole_study(study, schema):
     miniplaces = {m for m, d, _, _ in jobs if d == "miniplaces"}
     assert miniplaces == {"ViT-L-14_laion2b_s32b_b82k", "RN50_openai", "RN101_openai"}
     assert len({m for m, d, _, _ in jobs if d == "tfds-cassava"}) == 13
-    assert len(jobs) == 13 * 17 * 2 + 13 * 35 + 3 * 2
+    assert len(jobs) == 13 * 17 * 3 + 13 * 35 + 3 * 2
 
 
 def test_openai_checkpoints_use_quickgelu(study):
@@ -101,3 +103,28 @@ def test_unknown_checkpoint_is_refused(study, spec, message):
     config = _broken(study, "checkpoints.ViT-B-32_openai", spec)
     with pytest.raises(ConfigError, match=f"checkpoints.ViT-B-32_openai: .*{message}"):
         check_checkpoints(config)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"source": "wds", "name": "vtab/cifar11", "split": "test"},
+            r"CLIP_benchmark has no WebDataset mirror 'vtab/cifar11' "
+            r"\(did you mean vtab/cifar10.*known mirrors are cars, ",
+        ),
+        (
+            {"source": "tfds", "name": "casava", "split": "train"},
+            r"TFDS has no dataset 'casava' \(did you mean cassava",
+        ),
+    ],
+)
+def test_unknown_dataset_name_is_refused(study, spec, message):
+    config = _broken(study, "datasets.wds-cars", spec)
+    with pytest.raises(ConfigError, match=f"datasets.wds-cars.name: {message}"):
+        check_datasets(config)
+
+
+def test_a_mirror_copied_to_disk_may_have_any_name(study):
+    spec = {"source": "wds", "name": "mine", "split": "test", "local_source": "x"}
+    check_datasets(_broken(study, "datasets.wds-cars", spec))

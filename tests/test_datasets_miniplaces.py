@@ -1,6 +1,8 @@
 """Miniplaces: download from file:// and local HTTP, unpack, index, submit."""
 
 import http.server
+import io
+import tarfile
 import threading
 import urllib.error
 from pathlib import Path
@@ -9,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from clipstudy.data import CorruptImageError, iter_samples, read_classes
+from clipstudy.data import CorruptImageError, iter_samples, read_classes, write_classes
 from clipstudy.datasets import download as dl
 from clipstudy.datasets import miniplaces as mp
 from clipstudy.datasets.synthetic import make_miniplaces_archive
@@ -97,6 +99,36 @@ def test_truncated_archive_fails_clearly_at_download_and_unzip(archive, tmp_path
         mp.unzip_miniplaces(broken, tmp_path / "extracted" / "images")
     assert not (tmp_path / "extracted" / "images").exists()
     assert not list((tmp_path / "extracted").glob("*"))
+
+
+def _bit_flipped(archive: Path, dest: Path) -> Path:
+    """A copy of `archive` with one bit flipped in the middle of its deflate data."""
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(bytes(data))
+    return dest
+
+
+def test_bit_flipped_archive_fails_clearly_at_download_and_unzip(archive, tmp_path):
+    broken = _bit_flipped(archive, tmp_path / "broken" / "data.tar.gz")
+    with pytest.raises(
+        mp.ArchiveError, match=r"dl/data.tar.gz is truncated or corrupt.*removed"
+    ):
+        mp.download_miniplaces(broken.as_uri(), tmp_path / "dl")
+    assert not (tmp_path / "dl" / "data.tar.gz").exists()
+    with pytest.raises(mp.ArchiveError, match="truncated or corrupt.*delete it"):
+        mp.unzip_miniplaces(broken, tmp_path / "extracted" / "images")
+    assert not list((tmp_path / "extracted").glob("*"))
+
+
+def test_md5_is_checked_after_download(archive, tmp_path):
+    md5 = dl.digests_of(archive, "md5")["md5"]
+    mp.download_miniplaces(archive.as_uri(), tmp_path / "ok", md5=md5.upper())
+    wrong = "0" * 32
+    with pytest.raises(dl.ChecksumError, match=f"expected md5 {wrong}, got {md5}"):
+        mp.download_miniplaces(archive.as_uri(), tmp_path / "bad", md5=wrong)
+    assert list((tmp_path / "bad").iterdir()) == []
 
 
 def test_download_resumes_a_partial_file(archive, tmp_path):
@@ -231,10 +263,30 @@ def test_submission_rejects_bad_predictions(tmp_path):
         assert not (tmp_path / "t.txt").exists()
 
 
-def test_unsafe_archive_members_are_refused(tmp_path):
-    import io
-    import tarfile
+def test_submission_checks_labels_and_test_images_against_the_split(tmp_path):
+    ids = [f"test/{i:08d}.jpg" for i in range(1, 4)]
+    test = _predictions(tmp_path / "test.parquet", ids, [[0] * 5] * 3)
+    classes = tmp_path / "classes.json"
+    write_classes(classes, ["/a/abbey", "/b/bar"], ["abbey", "bar"])
+    checks = {"test_parquet": test, "classes_json": classes}
+    out = (tmp_path / "t.txt", tmp_path / "c.csv")
+    cases = [
+        (ids, [[0, 1, 0, 1, 0]] * 3, None),
+        (ids, [[0, 1, 0, 1, 2]] * 3, r"labels \[2\] outside 0..1"),
+        (ids[:2], [[0, 1, 0, 1, 0]] * 2, "1 test images have no prediction.*00003"),
+    ]
+    for sample_ids, top5, message in cases:
+        predictions = _predictions(tmp_path / "p.parquet", sample_ids, top5)
+        if message is None:
+            assert mp.write_submission(predictions, *out, **checks) == 3
+            continue
+        out[0].unlink(missing_ok=True)
+        with pytest.raises(ValueError, match=message):
+            mp.write_submission(predictions, *out, **checks)
+        assert not out[0].exists()
 
+
+def test_unsafe_archive_members_are_refused(tmp_path):
     hostile = tmp_path / "data.tar.gz"
     with tarfile.open(hostile, "w:gz") as archive:
         for name in ("images/val/00000001.jpg", "images/../../escaped.txt"):

@@ -68,7 +68,12 @@ def _config(tmp_path, checkpoint) -> dict:
                 "split": "test",
                 "revision": "main",
             },
-            "pets": {"source": "folder", "split": "test", "path": str(assets / "pets")},
+            "pets": {
+                "source": "folder",
+                "split": "test",
+                "path": str(assets / "pets"),
+                "templates": ["a photo of my {c}."],
+            },
             "pets-csv": {
                 "source": "csv",
                 "split": "test",
@@ -98,14 +103,12 @@ def test_every_source_reaches_the_prepared_format_through_its_rules(
     make_wds_mirror(work / "data" / "downloads" / "wds" / "wds-fake", n_classes=2)
     predictions = work / "results" / "predictions" / "tiny" / "miniplaces" / "test"
     predictions.mkdir(parents=True)
+    # every test image needs a prediction; two are given distinct top-5 lists
+    ids = ["test/00000002.jpg", "test/00000001.jpg"]
+    ids += [f"test/{i:08d}.jpg" for i in range(3, 7)]
+    top5 = [[2, 1, 0, 0, 0], [1, 0, 2, 2, 2]] + [[0, 1, 2, 0, 1]] * 4
     pq.write_table(
-        pa.table(
-            {
-                "sample_id": ["test/00000002.jpg", "test/00000001.jpg"],
-                "label": [-1, -1],
-                "top5": [[2, 1, 0, 0, 0], [1, 0, 2, 2, 2]],
-            }
-        ),
+        pa.table({"sample_id": ids, "label": [-1] * 6, "top5": top5}),
         predictions / "study.parquet",
     )
     prepared = [
@@ -146,10 +149,16 @@ def test_every_source_reaches_the_prepared_format_through_its_rules(
     assert count_samples(data / "wds-fake" / "test.parquet") == 4
     assert read_classes(data / "wds-fake" / "classes.json")["templates"]
     assert count_samples(data / "pets" / "test.parquet") == 2
+    assert read_classes(data / "pets" / "classes.json")["templates"] == [
+        "a photo of my {c}."
+    ]
+    assert read_classes(data / "pets-csv" / "classes.json")["templates"] is None
     assert count_samples(data / "pets-csv" / "test.parquet") == 1
-    assert (work / submission[0]).read_text() == (
-        "test/00000001.jpg 1 0 2 2 2\ntest/00000002.jpg 2 1 0 0 0\n"
-    )
+    assert (work / submission[0]).read_text().splitlines()[:3] == [
+        "test/00000001.jpg 1 0 2 2 2",
+        "test/00000002.jpg 2 1 0 0 0",
+        "test/00000003.jpg 0 1 2 0 1",
+    ]
     logs = sorted(
         p.relative_to(work / "logs").parts[0] for p in (work / "logs").rglob("*.log")
     )

@@ -1,4 +1,4 @@
-"""TFDS source: the real cassava builder on a fake download, exported without TF."""
+"""TFDS source: the real builders on fake downloads, exported without TF."""
 
 import json
 import subprocess
@@ -17,7 +17,7 @@ from clipstudy.data import (
 )
 from clipstudy.datasets import tfds as ctfds
 from clipstudy.datasets.common import shipped_classnames
-from clipstudy.datasets.synthetic import make_tfds_source
+from clipstudy.datasets.synthetic import TFDS_SOURCES, make_tfds_source
 
 REPO = Path(__file__).resolve().parent.parent
 STUDY_TFDS = [
@@ -81,6 +81,69 @@ def cassava(tmp_path_factory):
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads(result.stdout.rpartition("RECORD")[2])
     return {"data_dir": data_dir, "record": record, "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def fakes(tmp_path_factory):
+    """Every fake source prepared by its real builder, all in one child process."""
+    folder = tmp_path_factory.mktemp("fakes")
+    code = (
+        "import json\n"
+        "from clipstudy.datasets.synthetic import TFDS_SOURCES, make_tfds_source\n"
+        "from clipstudy.datasets.tfds import download_and_prepare\n"
+        "records = {}\n"
+        "for name in sorted(TFDS_SOURCES):\n"
+        f"    source = make_tfds_source(name, {str(folder)!r} + '/' + name)\n"
+        f"    records[name] = download_and_prepare(name, {str(folder / 'tfds')!r}, "
+        "local_source=source)\n"
+        "print('RECORDS' + json.dumps(records))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = json.loads(result.stdout.rpartition("RECORDS")[2])
+    return {"data_dir": folder / "tfds", "records": records}
+
+
+@pytest.mark.parametrize("name", sorted(TFDS_SOURCES))
+def test_every_fake_source_runs_its_real_builder(fakes, name, tmp_path):
+    record = fakes["records"][name]
+    n_labels = len(record["label_names"])
+    per_class = 2  # make_tfds_source's default
+    count = ctfds.export_split(name, "train", fakes["data_dir"], tmp_path)
+    assert count == record["splits"]["train"] == per_class * n_labels
+
+    rows = list(iter_samples(tmp_path / "train.parquet", ["sample_id", "label"]))
+    assert sorted(r["label"] for r in rows) == sorted(list(range(n_labels)) * per_class)
+    assert len({r["sample_id"] for r in rows}) == count
+    if name in ("dtd", "caltech_birds2010"):  # ids from file_name, image/filename
+        assert all(r["sample_id"].endswith(".jpg") for r in rows)
+
+    ctfds.export_classes(name, fakes["data_dir"], tmp_path)
+    names = read_classes(tmp_path / "classes.json")["classnames"]
+    assert len(names["raw"]) == len(names["curated"]) == n_labels
+
+
+def test_birds_label_name_that_disagrees_with_the_shipped_names_fails(
+    fakes, tmp_path, monkeypatch
+):
+    shipped = shipped_classnames("tfds")
+    wrong = {**shipped, "caltech_birds2010": dict(shipped["caltech_birds2010"])}
+    wrong["caltech_birds2010"]["raw"] = [
+        "albatross",
+        *shipped["caltech_birds2010"]["raw"][1:],
+    ]
+    monkeypatch.setattr(ctfds, "shipped_classnames", lambda source: wrong)
+    with pytest.raises(
+        ValueError, match="label 0 named 'black_footed_albatross'.*'albatross'"
+    ):
+        ctfds.export_split("caltech_birds2010", "train", fakes["data_dir"], tmp_path)
+    assert not (tmp_path / "train.parquet").exists()
 
 
 def test_real_builder_prepares_every_split_from_the_local_source(cassava):

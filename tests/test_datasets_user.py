@@ -42,8 +42,12 @@ def test_folder_classes_are_sorted_sub_folders(folder, tmp_path):
     assert classes["templates"] == ["a {c}."]
 
 
-def test_folder_classnames_fix_the_order(folder, tmp_path):
+def test_folder_classnames_fix_the_order(folder, tmp_path, caplog):
+    (folder / "unused").mkdir()
+    caplog.set_level("INFO")
     prepare_user_images(tmp_path, "test", path=folder, classnames=["sea_lion", "cat"])
+    assert "left out 1 sub-folder(s)" in caplog.text and "unused" in caplog.text
+    assert "left out 1 file(s)" in caplog.text
     labels = [r["label"] for r in iter_samples(tmp_path / "test.parquet", ["label"])]
     assert labels == [0, 0, 1, 1]
     with pytest.raises(ValueError, match=r"\['dog'\] have no sub-folder"):

@@ -1,6 +1,7 @@
 """CLIP_benchmark WebDataset mirrors: local shards in the mirror's layout."""
 
 import io
+import json
 import tarfile
 
 import pytest
@@ -59,24 +60,43 @@ def test_corrupt_shard_image_fails_or_is_skipped(tmp_path):
     assert wds.prepare_wds(mirror, "test", tmp_path / "out", on_corrupt="skip") == 2
 
 
-def test_download_asks_the_hub_for_one_split_and_the_name_files(tmp_path, monkeypatch):
-    import huggingface_hub
-
+def test_download_uses_the_hub_cache_and_records_the_commit(tmp_path, monkeypatch):
     calls = []
+    commit = "0123456789abcdef0123456789abcdef01234567"
 
     def fake_snapshot(repo_id, **kwargs):
         calls.append((repo_id, kwargs))
-        make_wds_mirror(kwargs["local_dir"], split="test", shards=1)
-        return kwargs["local_dir"]
+        snapshot = tmp_path / "hub" / "snapshots" / commit
+        make_wds_mirror(snapshot, split="test", shards=1)
+        return str(snapshot)
 
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
-    out = wds.download_wds("vtab/cifar10", "test", "abc123", tmp_path / "mirror")
+    monkeypatch.setattr(wds, "snapshot_download", fake_snapshot)
+    out = wds.download_wds("vtab/cifar10", "test", "main", tmp_path / "mirror")
     assert out == tmp_path / "mirror"
     repo, kwargs = calls[0]
     assert repo == "clip-benchmark/wds_vtab-cifar10"
-    assert kwargs["repo_type"] == "dataset" and kwargs["revision"] == "abc123"
+    assert kwargs["repo_type"] == "dataset" and kwargs["revision"] == "main"
+    assert "local_dir" not in kwargs
     assert kwargs["allow_patterns"] == [
         "test/*",
         "classnames.txt",
         "zeroshot_classification_templates.txt",
     ]
+    record = json.loads((out / "mirror.json").read_text())
+    assert record["commit"] == commit and record["revision"] == "main"
+    assert (out / "test").resolve() == tmp_path / "hub" / "snapshots" / commit / "test"
+    assert wds.prepare_wds(out, "test", tmp_path / "out") == 6
+
+    with pytest.raises(RuntimeError, match=f"at commit {'f' * 40}.*gave {commit}"):
+        wds.download_wds("vtab/cifar10", "test", "f" * 40, tmp_path / "other")
+
+
+def test_missing_classnames_file_is_named(tmp_path):
+    mirror = make_wds_mirror(tmp_path / "m", n_classes=2)
+    (mirror / "classnames.txt").unlink()
+    for call in (
+        lambda: wds.prepare_wds(mirror, "test", tmp_path / "out"),
+        lambda: wds.export_wds_classes(mirror, tmp_path / "out"),
+    ):
+        with pytest.raises(FileNotFoundError, match="classnames.txt is missing.*again"):
+            call()

@@ -1,16 +1,21 @@
+import html as html_lib
 import json
+import re
 import zlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from clipstudy.config import ConfigError, check_relevance
 from clipstudy.models import Checkpoint, load_checkpoint
 from clipstudy.relevance import (
+    BUNDLED_PHOTOS,
     UnsupportedModelError,
     chefer,
     crop_box,
@@ -35,17 +40,22 @@ from clipstudy.relevance_scores import (
     box_mass,
     cell_index,
     consistency,
+    layers_as_integers,
     localisation_scores,
     perturbation_curves,
     pointing_hit,
     score_maps,
     spearman,
     synthetic_scenes,
+    write_csv,
 )
 from clipstudy.tiny import MODEL_CONFIGS
 
 CPU = torch.device("cpu")
 GOLDEN = Path(__file__).with_name("data") / "chefer_tiny_clip.npz"
+SHARED_GOLDEN = (
+    Path(__file__).resolve().parents[2] / "shared/reference/golden/chefer_tiny_clip.npz"
+)
 START_LAYERS = {"last": -1, "from0": 0, "from1": 1}
 
 
@@ -77,8 +87,22 @@ def golden_clip(quick_gelu: bool = True) -> nn.Module:
     return model.eval()
 
 
-def relative_error(actual: torch.Tensor, expected: np.ndarray) -> float:
-    return float(np.abs(actual.numpy() - expected).max() / np.abs(expected).max())
+def assert_matches(actual: torch.Tensor, expected: np.ndarray, tol: float) -> None:
+    """Element-wise agreement to `tol`, relative per element and to the largest."""
+    np.testing.assert_allclose(
+        np.asarray(actual), expected, rtol=tol, atol=tol * np.abs(expected).max()
+    )
+
+
+def assert_golden(image_rel, text_rel, golden, name: str, tol: float = 1e-5) -> None:
+    """Image relevance and text relevance minus its identity start match the golden."""
+    eye = np.eye(text_rel.shape[-1], dtype=np.float64)
+    assert_matches(image_rel, golden[f"image_relevance_{name}"], tol)
+    assert_matches(
+        np.asarray(text_rel, dtype=np.float64) - eye,
+        golden[f"text_relevance_{name}"].astype(np.float64) - eye,
+        tol,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +141,18 @@ def test_chefer_matches_reference(golden, golden_model, name):
     )
     image_rel, text_rel = chefer(golden_model, image, tokens, START_LAYERS[name])
     assert image_rel.shape == (3, 16) and text_rel.shape == (3, 77, 77)
-    assert relative_error(image_rel, golden[f"image_relevance_{name}"]) < 1e-5
-    assert relative_error(text_rel, golden[f"text_relevance_{name}"]) < 1e-5
+    assert_golden(image_rel, text_rel, golden, name)
+
+
+def test_fixture_is_the_shared_golden_file():
+    import hashlib
+
+    if not SHARED_GOLDEN.is_file():
+        pytest.skip(f"shared golden fixture {SHARED_GOLDEN} is not on this machine")
+    digests = [
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in (GOLDEN, SHARED_GOLDEN)
+    ]
+    assert digests[0] == digests[1], f"{GOLDEN} differs from {SHARED_GOLDEN}; copy it"
 
 
 def test_golden_logits_match(golden, golden_model):
@@ -132,13 +166,22 @@ def test_golden_logits_match(golden, golden_model):
     )
 
 
-def test_gelu_instead_of_quickgelu_fails_the_reference(golden):
+@pytest.mark.parametrize("tower", ["image", "text"])
+def test_gelu_instead_of_quickgelu_fails_the_reference(golden, tower):
     image, tokens = (
         torch.from_numpy(golden["image"]),
         torch.from_numpy(golden["tokens"]),
     )
-    image_rel, _ = chefer(golden_clip(quick_gelu=False), image, tokens)
-    assert relative_error(image_rel, golden["image_relevance_last"]) > 1e-3
+    image_rel, text_rel = chefer(golden_clip(quick_gelu=False), image, tokens)
+    eye = np.eye(77)
+    actual, expected = {
+        "image": (image_rel.numpy(), golden["image_relevance_last"]),
+        "text": (text_rel.numpy() - eye, golden["text_relevance_last"] - eye),
+    }[tower]
+    with pytest.raises(AssertionError, match="Not equal to tolerance"):
+        assert_matches(actual, expected, 1e-5)
+    with pytest.raises(AssertionError):
+        assert_matches(actual, expected, 1e-3)
 
 
 def test_batched_prompts_equal_one_at_a_time(golden, golden_model):
@@ -188,8 +231,8 @@ def test_hooks_are_removed_and_no_grad_callers_work(golden, golden_model):
         torch.from_numpy(golden["tokens"]),
     )
     with torch.inference_mode():
-        image_rel, _ = chefer(golden_model, image, tokens)
-    assert relative_error(image_rel, golden["image_relevance_last"]) < 1e-5
+        image_rel, text_rel = chefer(golden_model, image, tokens)
+    assert_golden(image_rel, text_rel, golden, "last")
     blocks = [
         *golden_model.visual.transformer.resblocks,
         *golden_model.transformer.resblocks,
@@ -244,8 +287,7 @@ def test_chefer_on_gpu_matches_reference(golden):
         torch.from_numpy(golden["tokens"]),
     )
     image_rel, text_rel = chefer(model, image, tokens, start_layer=0)
-    assert relative_error(image_rel, golden["image_relevance_from0"]) < 1e-4
-    assert relative_error(text_rel, golden["text_relevance_from0"]) < 1e-4
+    assert_golden(image_rel, text_rel, golden, "from0", tol=1e-4)
 
 
 def test_method_for_config_rejects_unsupported_checkpoints():
@@ -255,6 +297,67 @@ def test_method_for_config_rejects_unsupported_checkpoints():
         method_for_config("ViT-SO400M-14-SigLIP")
     with pytest.raises(UnsupportedModelError, match="class token"):
         method_for_config("coca_ViT-B-32")
+
+
+def study_config() -> dict:
+    """The repository's config.yaml."""
+    import yaml
+
+    return yaml.safe_load((Path(__file__).parent.parent / "config.yaml").read_text())
+
+
+STUDY_CHECKPOINTS = study_config()["checkpoints"]
+
+
+@pytest.mark.parametrize("key", STUDY_CHECKPOINTS)
+def test_every_study_checkpoint_has_a_relevance_method(key):
+    assert method_for_config(STUDY_CHECKPOINTS[key]["model"]) in ("chefer", "gradcam")
+
+
+def test_check_relevance_accepts_the_study():
+    check_relevance(study_config())
+
+
+@pytest.mark.parametrize(
+    "model, reason",
+    [("ViT-SO400M-14-SigLIP", "timm image tower"), ("convnext_base", "convnext")],
+)
+def test_check_relevance_rejects_an_unsupported_checkpoint(model, reason):
+    config = study_config()
+    config["checkpoints"]["odd"] = {"model": model, "pretrained": "x.pt"}
+    config["relevance"]["experiments"]["architectures"]["checkpoints"].append("odd")
+    with pytest.raises(ConfigError) as caught:
+        check_relevance(config)
+    message = str(caught.value)
+    assert "\n" not in message and reason in message
+    assert message.startswith(
+        f"config key relevance.experiments.architectures.checkpoints: checkpoint odd: "
+        f"no relevance method for {model}"
+    )
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda r: r["experiments"]["cat"]["images"].append("dog"),
+            "relevance.experiments.cat.images: unknown image 'dog'",
+        ),
+        (
+            lambda r: r["localisation"].update(background="sky"),
+            "relevance.localisation.background: unknown image 'sky'",
+        ),
+        (
+            lambda r: r["localisation"]["checkpoints"].append("nope"),
+            "relevance.localisation.checkpoints: unknown checkpoint 'nope'",
+        ),
+    ],
+)
+def test_check_relevance_rejects_unknown_names(change, message):
+    config = study_config()
+    change(config["relevance"])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_relevance(config)
 
 
 def test_relevance_schema_accepts_the_study_and_rejects_bad_input():
@@ -294,6 +397,7 @@ def test_grad_cam_on_tiny_resnet(tiny, coffee):
     prompts = ["a cup of coffee", "a spoon", "a table"]
     result = relevance_map(model, preprocess, tokenizer, coffee, prompts)
     assert result.method == "gradcam" and result.grid == (2, 2)
+    assert result.start_layer is None
     maps = result.image_relevance
     assert maps.shape == (3, 2, 2) and torch.isfinite(maps).all()
     assert (maps >= 0).all() and all(m.max() > m.min() for m in maps)
@@ -302,6 +406,40 @@ def test_grad_cam_on_tiny_resnet(tiny, coffee):
     assert text_rel.shape == (3, 77, 77)
     with pytest.raises(UnsupportedModelError, match="ViT"):
         chefer(model, preprocess(coffee)[None], tokenizer(prompts))
+
+
+def test_grad_cam_matches_a_hand_computation(tiny, coffee):
+    model, preprocess, tokenizer = tiny["tiny-rn"]
+    image, tokens = preprocess(coffee)[None], tokenizer(["a cup of coffee"])
+    stored = []
+    handle = model.visual.layer4.register_forward_hook(
+        lambda module, args, output: stored.append(output)
+    )
+    try:
+        with torch.enable_grad():
+            image_features = F.normalize(model.encode_image(image), dim=-1)
+            text_features = F.normalize(model.encode_text(tokens), dim=-1)
+            logit = model.logit_scale.exp() * (image_features @ text_features.T)[0, 0]
+            (grads,) = torch.autograd.grad(logit, stored[0])
+    finally:
+        handle.remove()
+    weights = grads[0].mean(dim=(1, 2))  # one weight per channel
+    expected = torch.relu((weights[:, None, None] * stored[0][0]).sum(dim=0))
+
+    image_rel, _ = grad_cam(model, image, tokens)
+    assert expected.shape == (2, 2) and expected.max() > 0
+    assert torch.allclose(image_rel[0], expected.flatten(), rtol=1e-5, atol=1e-7)
+
+
+def test_grad_cam_batched_prompts_equal_one_at_a_time(tiny, coffee):
+    model, preprocess, tokenizer = tiny["tiny-rn"]
+    image = preprocess(coffee)[None]
+    tokens = tokenizer(["a cup of coffee", "a spoon", "a wooden table"])
+    image_rel, text_rel = grad_cam(model, image, tokens)
+    for i in range(len(tokens)):
+        single_image, single_text = grad_cam(model, image, tokens[i : i + 1])
+        assert torch.allclose(single_image[0], image_rel[i], rtol=1e-5, atol=1e-7)
+        assert torch.allclose(single_text[0], text_rel[i], rtol=1e-5, atol=1e-8)
 
 
 def test_relevance_map_picks_chefer_for_vit(tiny, coffee):
@@ -345,6 +483,7 @@ def _shrunk(name: str):
         ("ViT-L-14", 16),
         ("ViT-L-14-336", 24),
         ("RN50", 7),
+        ("RN101", 7),
     ],
 )
 def test_grid_sizes_of_study_configs(name, grid, coffee):
@@ -407,10 +546,31 @@ def test_to_grid_and_upsample_shapes():
 # photos
 
 
+@pytest.mark.parametrize("name", BUNDLED_PHOTOS)
+def test_every_bundled_photo_loads_offline(name):
+    photo = load_photo({"skimage": name})
+    assert photo.mode == "RGB" and min(photo.size) >= 64
+
+
+def test_schema_lists_the_bundled_photos():
+    import yaml
+
+    schema = yaml.safe_load(
+        (Path(__file__).parent.parent / "schemas/relevance.schema.yaml").read_text()
+    )
+    spec = schema["properties"]["images"]["additionalProperties"]["oneOf"][0]
+    assert tuple(spec["properties"]["skimage"]["enum"]) == BUNDLED_PHOTOS
+
+
+@pytest.mark.parametrize("name", ["nope", "eagle", "download_all", "_fetchers"])
+def test_load_photo_rejects_what_is_not_a_bundled_photo(name):
+    message = rf"^skimage.data.{name} is not a bundled photo; use one of astronaut,"
+    with pytest.raises(ValueError, match=message) as caught:
+        load_photo({"skimage": name})
+    assert str(caught.value).endswith("or a file path ({path: file})")
+
+
 def test_load_photo_errors(tmp_path):
-    assert load_photo({"skimage": "grass"}).mode == "RGB"
-    with pytest.raises(ValueError, match="no image 'nope'"):
-        load_photo({"skimage": "nope"})
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_photo({"path": str(tmp_path / "missing.png")})
     (tmp_path / "bad.png").write_bytes(b"not a png")
@@ -466,10 +626,26 @@ def test_render_relevance_writes_maps_overlays_and_grid(tiny, coffee, tmp_path):
     render_experiment(
         folders, out / "grid.png", out / "tokens.html", out / "tokens.png"
     )
+    cell, margins = 220, (160, 80)  # 2.2-inch cells at 100 dpi, label margins
     with Image.open(out / "grid.png") as grid:
-        assert grid.width > grid.height  # 3 prompt columns, 2 checkpoint rows
+        width, height = grid.size  # 3 prompt columns, 2 checkpoint rows
+    assert abs(width - (3 * cell + margins[0])) <= 2
+    assert abs(height - (2 * cell + margins[1])) <= 2
+
     html = (out / "tokens.html").read_text()
-    assert html.count("<tr>") == 3 and "whiskers" not in html and "saucer" in html
+    assert html.count("<tr>") == 3  # header and one row per checkpoint
+    headers = re.findall(r"<th>coffee: (.*?)</th>", html)
+    assert headers == ["a cup of coffee", "a saucer", "a cat&#x27;s ear"]
+    rows = re.findall(r"<tr><th>(tiny-[a-z]+)</th>(.*?)</tr>", html)
+    assert [name for name, _ in rows] == ["tiny-vit", "tiny-rn"]
+    for _, cells in rows:
+        columns = re.findall("<td>(.*?)</td>", cells)
+        for entry, cell_html in zip(manifest["maps"], columns, strict=True):
+            words = load_map(entry["npz"])["token_text"]
+            words = words[1 : words.index("<end_of_text>")]
+            spans = re.findall(r'<span title="([0-9.]+)"[^>]*>(.*?)</span>', cell_html)
+            assert [html_lib.unescape(word) for _, word in spans] == words
+            assert sum(float(score) for score, _ in spans) == pytest.approx(1, abs=0.01)
     assert (out / "tokens.png").stat().st_size > 0
 
 
@@ -561,13 +737,25 @@ def test_synthetic_localisation(tiny):
     peaked[(y0 + y1) // 2, (x0 + x1) // 2] = 2
     assert pointing_hit(peaked, box_b) and not pointing_hit(peaked, box_a)
     assert box_mass(peaked, box_b) == pytest.approx(1) and box_mass(peaked, box_a) == 0
+    ys, xs = np.mgrid[:128, :128]
+    centre_x, centre_y = (x0 + x1) / 2, (y0 + y1) / 2
+    bump = np.exp(-((xs - centre_x) ** 2 + (ys - centre_y) ** 2) / (2 * 20.0**2))
+    bump[:5] = np.nan  # no data, as outside a centre crop
+    fraction = (x1 - x0) * (y1 - y0) / 128**2
+    assert box_mass(bump, box_b) > max(fraction, 3 * box_mass(bump, box_a))
+    assert pointing_hit(bump, box_b) and not pointing_hit(bump, box_a)
 
     model, preprocess, tokenizer = tiny["tiny-vit"]
     table = localisation_scores(
         model, preprocess, tokenizer, scenes[:2], checkpoint="t"
     )
     assert len(table) == 4 and set(table["object"]) == {"cat", "rocket"}
-    assert table["mass_in_box"].between(0, 1).all()
+    masses = table[["mass_in_box", "mass_in_distractor"]]
+    assert (masses >= 0).all().all() and (masses.sum(axis=1) <= 1 + 1e-6).all()
+    assert np.allclose(
+        table["mass_ratio"], table["mass_in_box"] / table["box_fraction"]
+    )
+    assert table["start_layer"].tolist() == [1] * 4
     assert (table["box_fraction"] > 0).all() and table["hit"].dtype == bool
     with pytest.raises(ValueError, match="two objects"):
         synthetic_scenes({"cat": photos["cat"]}, load_photo({"skimage": "gravel"}))
@@ -595,3 +783,32 @@ def test_manifest_is_plain_json(tiny, coffee, tmp_path):
         "00-a-cup.png",
         "maps.json",
     ]
+
+
+def test_grad_cam_maps_have_no_start_layer(tiny, coffee, tmp_path):
+    model, preprocess, tokenizer = tiny["tiny-rn"]
+    folder = render_relevance(
+        model,
+        preprocess,
+        tokenizer,
+        coffee,
+        ["a cup", "a spoon"],
+        tmp_path / "m",
+        experiment="e",
+        checkpoint="tiny-rn",
+        image="coffee",
+    )
+    data = load_map(read_manifest(folder)["maps"][0]["npz"])
+    assert data["method"] == "gradcam" and data["start_layer"] is None
+    assert data["start_layer_text"] == len(model.transformer.resblocks) - 1
+
+    table = score_maps(model, preprocess, tokenizer, coffee, folder, steps=2)
+    assert table["start_layer"].isna().all()
+    write_csv(table, tmp_path / "scores.csv")
+    assert pd.read_csv(tmp_path / "scores.csv")["start_layer"].isna().all()
+    vit_scores = tmp_path / "vit.csv"
+    write_csv(table.assign(checkpoint="vit", start_layer=[1, 1]), vit_scores)
+    both = layers_as_integers(
+        pd.concat([pd.read_csv(tmp_path / "scores.csv"), pd.read_csv(vit_scores)])
+    )
+    assert both["start_layer"].tolist() == [pd.NA, pd.NA, 1, 1]

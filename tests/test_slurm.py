@@ -3,7 +3,8 @@
 Runs tests/slurm/run_slurm_test.sh, which installs Debian's Slurm and munge,
 starts a throw-away loopback cluster with one generic GPU, runs the workflow and
 checks each sbatch call. It needs root and apt-get; set CLIPSTUDY_SKIP_SLURM=1
-to skip it. Takes a few minutes.
+to skip it. CI sets CLIPSTUDY_REQUIRE_SLURM=1, which turns every skip into a
+failure, so the test cannot pass there without running. Takes a few minutes.
 """
 
 import os
@@ -28,10 +29,29 @@ def _why_not() -> str | None:
     return None
 
 
+def skip_reason(output: str) -> str:
+    """The reason run_slurm_test.sh gave on its `SKIP:` line (cleanup prints more)."""
+    for line in output.splitlines():
+        if line.startswith("SKIP:"):
+            return line.removeprefix("SKIP:").strip()
+    return "the script exited with the skip status but printed no SKIP: line"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip the test, or fail it where CLIPSTUDY_REQUIRE_SLURM says it must run."""
+    if os.environ.get("CLIPSTUDY_REQUIRE_SLURM"):
+        pytest.fail(
+            f"CLIPSTUDY_REQUIRE_SLURM is set but the Slurm test cannot run: {reason}"
+        )
+    pytest.skip(reason)
+
+
 @pytest.mark.slow
 @pytest.mark.slurm
-@pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")
 def test_smoke_study_runs_on_slurm_with_gpu_requests(tmp_path):
+    why_not = _why_not()
+    if why_not is not None:
+        skip_or_fail(why_not)
     env = {"CLIPSTUDY_SLURM_TIMEOUT": "1500", **os.environ}
     result = subprocess.run(
         ["bash", str(SCRIPT), str(tmp_path / "slurm")],
@@ -43,13 +63,32 @@ def test_smoke_study_runs_on_slurm_with_gpu_requests(tmp_path):
     )
     output = result.stdout + result.stderr
     if result.returncode == SKIPPED:
-        pytest.skip(output.strip().splitlines()[-1])
+        skip_or_fail(skip_reason(output))
     assert result.returncode == 0, output[-6000:]
     assert "FAIL:" not in output
     # every GPU rule was submitted with a GPU, and timings were recorded
     assert "(--gpus=1)" in output and "(no GPU)" in output
     times = (tmp_path / "slurm" / "times.txt").read_text()
     assert "run_s=" in times
+
+
+def test_skip_reason_is_the_skip_line_not_the_cleanup_after_it():
+    output = (
+        "[slurm-test 10:00:00] work folder /tmp/x\n"
+        "SKIP: apt-get update failed (no package mirror?)\n"
+        "[slurm-test 10:00:01] stopped the daemons this test started (0)\n"
+    )
+    assert skip_reason(output) == "apt-get update failed (no package mirror?)"
+    assert "no SKIP: line" in skip_reason("[slurm-test] stopped\n")
+
+
+def test_required_slurm_test_fails_instead_of_skipping(monkeypatch):
+    monkeypatch.setenv("CLIPSTUDY_REQUIRE_SLURM", "1")
+    with pytest.raises(pytest.fail.Exception, match="cannot run: no root"):
+        skip_or_fail("no root")
+    monkeypatch.delenv("CLIPSTUDY_REQUIRE_SLURM")
+    with pytest.raises(pytest.skip.Exception, match="no root"):
+        skip_or_fail("no root")
 
 
 def _checker():

@@ -10,8 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import yaml
+from browser import check_in_browser, needs_chromium
 
 from clipstudy import smoke
+from clipstudy.report.html import SECTIONS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,7 +39,8 @@ def test_full_study_plans_every_job_offline(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout, re.MULTILINE))
     assert int(counts["encode_images"]) == 13 * 52 + 3 * 2
-    assert int(counts["evaluate_zeroshot"]) == 13 * (17 * 2 + 35) + 3 * 4
+    # TFDS with three prompt sets (benchmark, study, curated), the rest with one
+    assert int(counts["evaluate_zeroshot"]) == 13 * (17 * 3 + 35) + 3 * 4
     assert int(counts["download_tfds"]) == 17
     assert int(counts["download_wds"]) == 35
     assert int(counts["download_miniplaces"]) == 1
@@ -73,20 +77,29 @@ def smoke_study(tmp_path_factory) -> Path:
     return output
 
 
+@pytest.fixture(scope="module")
+def smoke_config(smoke_study) -> dict:
+    return yaml.safe_load((smoke_study / "config.yaml").read_text())
+
+
 @pytest.mark.slow
 def test_smoke_study_scores_every_pair(smoke_study):
     table = pd.read_csv(smoke_study / "results/tables/zeroshot.csv")
     expected = {
-        ("tfds-cassava", "study"), ("tfds-cassava", "curated"),
-        ("miniplaces", "study"), ("wds-vtab-cifar10", "benchmark"),
+        ("tfds-cassava", "benchmark"): 3, ("tfds-cassava", "study"): 3,
+        ("tfds-cassava", "curated"): 3,
+        ("miniplaces", "study"): 3, ("wds-vtab-cifar10", "benchmark"): 3,
+        ("wds-cifar10-shifted", "benchmark"): 2,
     }  # fmt: skip
-    assert set(zip(table["dataset"], table["prompts"], strict=True)) == expected
-    assert len(table) == 3 * len(expected)
+    pairs = table.groupby(["dataset", "prompts"]).size().to_dict()
+    assert pairs == expected
     assert table["acc1"].between(0, 1).all()
     assert (table["acc1_low"] <= table["acc1"]).all()
     cassava = table[table["dataset"] == "tfds-cassava"]
     assert (cassava["acc1_adjusted"] == cassava["acc1"] - 1 / 5).all()
     assert (cassava["split"] == "train").all()
+    # CLIP_benchmark prompts TFDS datasets it has no templates for with CLIP's 80
+    assert (cassava.set_index("prompts")["n_templates"].loc["benchmark"] == 80).all()
     for path in table["predictions"]:
         predictions = pq.read_table(smoke_study / path)
         assert predictions.column_names[:3] == ["sample_id", "label", "top5"]
@@ -107,16 +120,62 @@ def test_smoke_study_miniplaces_submission_has_the_official_formats(smoke_study)
 
 
 @pytest.mark.slow
-def test_smoke_study_renders_relevance_and_report(smoke_study):
-    results = smoke_study / "results"
-    assert (results / "relevance/figures/portrait.grid.png").stat().st_size > 0
-    scores = pd.read_csv(results / "relevance/scores.csv")
-    assert len(scores) == 3 * 2 + 2 * 2
-    html = (results / "report.html").read_text()
-    assert "random weights" in html
-    for section in ("Benchmarks", "Miniplaces", "Explainability", "published"):
-        assert section in html
+def test_smoke_study_renders_every_relevance_experiment(smoke_study, smoke_config):
+    results = smoke_study / "results/relevance"
+    relevance = smoke_config["relevance"]
+    for name in relevance["experiments"]:
+        for kind in ("grid.png", "tokens.png", "tokens.html"):
+            path = results / "figures" / f"{name}.{kind}"
+            assert path.is_file() and path.stat().st_size > 0, path
+    localisation = relevance["localisation"]["checkpoints"]
+    summary = pd.read_csv(results / "localisation_summary.csv")
+    assert sorted(summary["checkpoint"]) == sorted(localisation)
+    # one row per map: (experiment, checkpoint, image, prompt)
+    expected = {
+        (name, model, image, prompt)
+        for name, spec in relevance["experiments"].items()
+        for model in spec["checkpoints"]
+        for image in spec["images"]
+        for prompt in spec["prompts"]
+    }
+    scores = pd.read_csv(results / "scores.csv")
+    keys = ["experiment", "checkpoint", "image", "prompt"]
+    assert len(scores) == len(expected)
+    assert set(scores[keys].itertuples(index=False, name=None)) == expected
+
+
+@pytest.mark.slow
+def test_smoke_report_shows_every_section_with_its_numbers(smoke_study):
+    html = (smoke_study / "results/report.html").read_text()
+    assert smoke.BANNER in html
+    for _, section in SECTIONS:
+        assert f"<h2>{section.replace('&', '&amp;')}</h2>" in html, section
     assert 'src="http' not in html
+    # the comparison ran on shipped published numbers, Miniplaces included
+    assert re.search(r"<b>[1-9]\d*</b>cells compared", html)
+    comparison = pd.read_csv(smoke_study / "results/tables/published_comparison.csv")
+    assert {"Table 1", "Table 3", "Miniplaces"} <= set(comparison["table"])
+    assert not comparison.loc[comparison["table"] == "Miniplaces", "flagged"].any()
+    # effective robustness was built from the two WebDataset mirrors
+    assert 'id="table-robustness"' in html
+    robustness = pd.read_csv(smoke_study / "results/tables/robustness.csv")
+    assert len(robustness) == 2
+    for missing in (
+        "No reproduced cell has a published counterpart",
+        "was not built in this run",
+        "Skipped:",
+        "No relevance maps in this run.",
+        "No leaderboard files in this run.",
+    ):
+        assert missing not in html, missing
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_smoke_report_renders_in_a_browser(smoke_study, tmp_path):
+    page = smoke_study / "results/report.html"
+    shots = check_in_browser(page, tmp_path, [key for key, _ in SECTIONS])
+    assert [shot.name for shot in shots] == ["report-laptop.png", "report-phone.png"]
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Resumable file downloads with retries and SHA-256 checks (http, https, file)."""
+"""Resumable file downloads with retries and SHA-256/MD5 checks (http, https, file)."""
 
 import hashlib
 import http.client
@@ -19,16 +19,22 @@ USER_AGENT = "clipstudy-downloader"
 
 
 class ChecksumError(ValueError):
-    """A downloaded file does not have the SHA-256 digest the config pins."""
+    """A downloaded file does not have the SHA-256 or MD5 digest the config pins."""
+
+
+def digests_of(path: str | os.PathLike, *algorithms: str) -> dict[str, str]:
+    """Hex digests of a file for each hashlib algorithm, in one chunked read."""
+    hashes = {name: hashlib.new(name) for name in algorithms}
+    with open(path, "rb") as handle:
+        while block := handle.read(CHUNK):
+            for digest in hashes.values():
+                digest.update(block)
+    return {name: digest.hexdigest() for name, digest in hashes.items()}
 
 
 def sha256_of(path: str | os.PathLike) -> str:
     """SHA-256 hex digest of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+    return digests_of(path, "sha256")["sha256"]
 
 
 def _open(url: str, offset: int, timeout: float):
@@ -69,12 +75,13 @@ def download_file(
     retries: int = 4,
     backoff: float = 2.0,
     timeout: float = 60.0,
+    md5: str | None = None,
 ) -> str:
     """Download `url` to `dest`, resuming a partial `dest.part`; return its SHA-256.
 
     Transient failures are retried `retries` times with exponential backoff,
-    continuing from the bytes already on disk (HTTP Range). With `sha256`, a
-    mismatching file is removed and ChecksumError names both digests.
+    continuing from the bytes already on disk (HTTP Range). With `sha256` or
+    `md5`, a mismatching file is removed and ChecksumError names both digests.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -118,21 +125,24 @@ def download_file(
                 wait,
             )
             time.sleep(wait)
-    actual = sha256_of(part)
-    if sha256 is not None and actual != sha256.lower():
-        part.unlink()
-        raise ChecksumError(
-            f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}; "
-            "the file was removed. Download again, or if the upstream file changed "
-            f"on purpose, pin the new digest (sha256: {actual}) in the config"
-        )
+    actual = digests_of(part, "sha256", "md5")
+    for name, expected in (("sha256", sha256), ("md5", md5)):
+        if expected is not None and actual[name] != expected.lower():
+            part.unlink()
+            raise ChecksumError(
+                f"checksum mismatch for {url}: expected {name} {expected}, got "
+                f"{actual[name]}; the file was removed. Download again, or if the "
+                "upstream file changed on purpose, pin the new digest "
+                f"({name}: {actual[name]}) in the config"
+            )
     os.replace(part, dest)
     seconds = time.perf_counter() - start
     log.info(
-        "downloaded %s (%s bytes, sha256 %s) in %.1f s",
+        "downloaded %s (%s bytes, sha256 %s, md5 %s) in %.1f s",
         url,
         f"{dest.stat().st_size:,}",
-        actual,
+        actual["sha256"],
+        actual["md5"],
         seconds,
     )
-    return actual
+    return actual["sha256"]

@@ -7,6 +7,7 @@ Test images have no labels: they are indexed in sorted file order with
 label -1, and predictions on them become the official top-5 submission.
 """
 
+import gzip
 import logging
 import os
 import re
@@ -18,14 +19,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from clipstudy.data import atomic_path, write_classes, write_samples
+from clipstudy.data import atomic_path, read_classes, write_classes, write_samples
 from clipstudy.datasets.common import (
     check_on_corrupt,
     checked_samples,
     readable,
     shipped_classnames,
 )
-from clipstudy.datasets.download import download_file
+from clipstudy.datasets.download import CHUNK, download_file
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +39,34 @@ class ArchiveError(ValueError):
     """The Miniplaces archive is truncated, corrupt or lacks expected files."""
 
 
-def _archive_error(path: Path, error: Exception) -> ArchiveError:
+def _archive_error(path: Path, error: Exception, fix: str = "") -> ArchiveError:
     return ArchiveError(
         f"{path} is truncated or corrupt ({type(error).__name__}: {error}); "
-        "delete it and run again to download it anew"
+        + (fix or "delete it and run again to download it anew")
     )
 
 
 def check_archive(path: str | os.PathLike) -> int:
-    """Read the whole archive once; return its member count or raise ArchiveError."""
+    """Read the whole archive once; return its member count or raise ArchiveError.
+
+    Every member's data and the gzip stream up to its end are read, so the
+    gzip CRC and length catch a bit flip or a truncation anywhere in the file.
+    """
     path = Path(path)
     try:
-        with tarfile.open(path, "r:gz") as archive:
-            return sum(1 for _ in archive)
+        with gzip.open(path, "rb") as stream:
+            with tarfile.open(fileobj=stream, mode="r|") as archive:
+                members = 0
+                for member in archive:
+                    members += 1
+                    data = archive.extractfile(member) if member.isfile() else None
+                    while data is not None and data.read(CHUNK):
+                        pass
+            while stream.read(CHUNK):
+                pass
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         raise _archive_error(path, error) from error
+    return members
 
 
 def _label_files_from_archive(archive_path: Path, out_dir: Path) -> None:
@@ -77,22 +91,31 @@ def download_miniplaces(
     devkit_url: str | None = None,
     retries: int = 4,
     backoff: float = 2.0,
+    md5: str | None = None,
 ) -> Path:
     """Fetch `data.tar.gz` and the label files into `out_dir`; return the archive.
 
-    Without a pinned `sha256` the digest is logged so it can be pinned; either
-    way the archive is read once, so a truncated download fails here.
+    A pinned `sha256` or `md5` that does not match removes the file and raises
+    ChecksumError; without `sha256` the digest is logged so it can be pinned.
+    Either way the archive is read to its end, so a corrupt download fails here.
     """
     out_dir = Path(out_dir)
     archive = out_dir / ARCHIVE
-    digest = download_file(url, archive, sha256, retries=retries, backoff=backoff)
+    digest = download_file(
+        url, archive, sha256, retries=retries, backoff=backoff, md5=md5
+    )
     if sha256 is None:
         log.warning("no sha256 pinned for %s; pin it with sha256: %s", url, digest)
     try:
         members = check_archive(archive)
-    except ArchiveError:
+    except ArchiveError as error:
         archive.unlink()
-        raise
+        raise _archive_error(
+            archive,
+            error.__cause__,
+            f"it was removed. Run again to download it anew from {url}; if it "
+            "fails again, the source itself is damaged: try another mirror",
+        ) from error.__cause__
     log.info("%s holds %s members", archive, f"{members:,}")
     if devkit_url:
         for label_file in LABEL_FILES:
@@ -124,6 +147,8 @@ def unzip_miniplaces(archive: str | os.PathLike, out_dir: str | os.PathLike) -> 
                     f"{archive} has no images/ folder; is it Miniplaces?"
                 )
             tar.extractall(tmp, members=members, filter="data")
+            while tar.fileobj.read(CHUNK):  # to the end, so gzip checks its CRC
+                pass
         for split in ("val", "test"):
             if not (tmp / "images" / split).is_dir():
                 raise ArchiveError(f"{archive} has no images/{split}/ folder")
@@ -136,7 +161,7 @@ def unzip_miniplaces(archive: str | os.PathLike, out_dir: str | os.PathLike) -> 
             f"{archive} has an unsafe member ({error}); it was not extracted. Check "
             "where the archive came from and download it again"
         ) from error
-    except (tarfile.TarError, EOFError, zlib.error) as error:
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
         raise _archive_error(archive, error) from error
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -240,37 +265,69 @@ def prepare_miniplaces(
     return counts
 
 
+def _check_submission_rows(
+    rows: list[tuple[str, list[int]]],
+    source: str,
+    n_classes: int | None,
+    expected_ids: set[str] | None,
+) -> None:
+    """Raise ValueError unless rows are unique test images with 5 in-range labels."""
+    for (sample_id, top5), previous in zip(rows, [None, *rows], strict=False):
+        if not TEST_ID.match(sample_id):
+            raise ValueError(
+                f"sample {sample_id!r} of {source} is not a Miniplaces test image "
+                "(test/NNNNNNNN.jpg); give the test split's predictions"
+            )
+        if previous is not None and previous[0] == sample_id:
+            raise ValueError(f"sample {sample_id!r} appears twice in {source}")
+        if len(top5) != 5:
+            raise ValueError(
+                f"sample {sample_id!r} has {len(top5)} predicted labels; the "
+                "submission needs exactly 5 per image"
+            )
+        outside = [label for label in top5 if n_classes and not 0 <= label < n_classes]
+        if outside:
+            raise ValueError(
+                f"sample {sample_id!r} of {source} has labels {outside} outside "
+                f"0..{n_classes - 1}; the predictions were made with other classes"
+            )
+    if expected_ids is not None:
+        missing = sorted(expected_ids - {sample_id for sample_id, _ in rows})
+        if missing:
+            raise ValueError(
+                f"{len(missing):,} test images have no prediction in {source} "
+                f"(first: {', '.join(missing[:3])}); evaluate the whole test split"
+            )
+
+
 def write_submission(
     predictions_parquet: str | os.PathLike,
     top5_txt: str | os.PathLike,
     leaderboard_csv: str | os.PathLike,
     id_column: str = "Id",
     category_column: str = "Category",
+    test_parquet: str | os.PathLike | None = None,
+    classes_json: str | os.PathLike | None = None,
 ) -> int:
     """Write the official top-5 file and an `Id,Category` CSV from test predictions.
 
     The top-5 file has `test/00000001.jpg l1 l2 l3 l4 l5` per image in file
-    order; the CSV has the 8-digit image number and the top-1 class.
+    order; the CSV has the 8-digit image number and the top-1 class. Given the
+    prepared `test_parquet` and `classes_json`, every test image must have a
+    prediction and every label must be a class index.
     """
     table = pq.read_table(predictions_parquet, columns=["sample_id", "top5"])
     rows = sorted(
         zip(table["sample_id"].to_pylist(), table["top5"].to_pylist(), strict=True)
     )
-    for (sample_id, top5), previous in zip(rows, [None, *rows], strict=False):
-        if not TEST_ID.match(sample_id):
-            raise ValueError(
-                f"sample {sample_id!r} of {predictions_parquet} is not a Miniplaces "
-                "test image (test/NNNNNNNN.jpg); give the test split's predictions"
-            )
-        if previous is not None and previous[0] == sample_id:
-            raise ValueError(
-                f"sample {sample_id!r} appears twice in {predictions_parquet}"
-            )
-        if len(top5) != 5:
-            raise ValueError(
-                f"sample {sample_id!r} has {len(top5)} predicted labels; the "
-                "submission needs exactly 5 per image"
-            )
+    n_classes = None
+    if classes_json is not None:
+        n_classes = len(read_classes(classes_json)["classnames"]["raw"])
+    expected_ids = None
+    if test_parquet is not None:
+        column = pq.read_table(test_parquet, columns=["sample_id"])["sample_id"]
+        expected_ids = set(column.to_pylist())
+    _check_submission_rows(rows, str(predictions_parquet), n_classes, expected_ids)
     with atomic_path(top5_txt) as tmp:
         tmp.write_text(
             "".join(

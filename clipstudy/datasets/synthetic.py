@@ -7,6 +7,7 @@ writes a small `data.tar.gz` shaped like the Miniplaces challenge archive.
 
 import gzip
 import io
+import json
 import os
 import tarfile
 import zipfile
@@ -105,12 +106,67 @@ def _eurosat(folder: Path, per_class: int, rng: np.random.Generator) -> None:
     _zip(folder / "EuroSAT.zip", files)
 
 
+def _dtd(folder: Path, per_class: int, rng: np.random.Generator) -> None:
+    labels = shipped_classnames("tfds")["dtd"]["raw"]
+    files = {}
+    for split in ("train1", "test1", "val1"):
+        names = []
+        for label, name in enumerate(labels):
+            for i in range(per_class):
+                names.append(f"{name}/{name}_{split}_{i:04d}.jpg")
+                files[f"dtd/images/{names[-1]}"] = fake_image(rng, label, (16, 12))
+        files[f"dtd/labels/{split}.txt"] = "".join(f"{n}\n" for n in names).encode()
+    # a folder named as the archive stands for its extracted contents
+    _tree(folder / "dtd-r1.0.1.tar.gz", files)
+
+
+BIRDS_URL = "https://drive.google.com/uc?export=download&id="
+BIRDS2010_FILES = {
+    "1vZuZPqha0JjmwkdaS_XtYryE3Jf5Q1AC": "splits",
+    "16NsbTpMs5L6hT4hUJAmpW2u7wH326WTR": "annotations",
+    "1GDr1OkoXdhaXWGA8S3MAq3a522Tak-nx": "images.tgz",
+}
+
+
+def _caltech_birds2010(folder: Path, per_class: int, rng: np.random.Generator):
+    import scipy.io
+
+    labels = shipped_classnames("tfds")["caltech_birds2010"]["raw"]
+    lists: dict[str, list[str]] = {"train": [], "test": []}
+    images = {}
+    for label, name in enumerate(labels):
+        species = name.capitalize()  # the builder lower-cases the folder's name
+        for split, names in lists.items():
+            for i in range(per_class):
+                stem = f"{species}_{split}_{i:04d}"
+                names.append(f"{label + 1:03d}.{species}/{stem}.jpg")
+                images[f"images/{names[-1]}"] = fake_image(rng, label, (10, 8))
+                mat = folder / "annotations" / "annotations-mat" / f"{stem}.mat"
+                mat.parent.mkdir(parents=True, exist_ok=True)
+                box = {"left": 1, "top": 1, "right": 9, "bottom": 7}
+                seg = np.zeros((8, 10), np.uint8)
+                scipy.io.savemat(mat, {"bbox": box, "seg": seg})
+    _tree(
+        folder / "splits" / "lists",
+        {f"{split}.txt": "\n".join(names).encode() for split, names in lists.items()},
+    )
+    with tarfile.open(folder / "images.tgz", "w:gz") as archive:
+        for name, data in images.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    urls = {BIRDS_URL + key: path for key, path in BIRDS2010_FILES.items()}
+    (folder / "urls.json").write_text(json.dumps(urls, indent=1))
+
+
 TFDS_SOURCES: dict[str, Callable[[Path, int, np.random.Generator], None]] = {
     "cassava": _cassava,
     "citrus_leaves": _citrus_leaves,
     "horses_or_humans": _horses_or_humans,
     "uc_merced": _uc_merced,
     "eurosat": _eurosat,
+    "dtd": _dtd,
+    "caltech_birds2010": _caltech_birds2010,
 }
 
 

@@ -241,13 +241,15 @@ def export_split(
     features = builder.info.features
     id_feature = next((key for key in ID_FEATURES if key in features), None)
     label_names: dict[int, str] = {}
+    raw = shipped_classnames("tfds").get(name, {}).get("raw")
 
     def samples():
         seen = set()
         for index, example in enumerate(_examples(builder, split)):
             label = int(example["label"])
             if "label_name" in example:
-                label_names.setdefault(label, _text(example["label_name"]))
+                label_name = _text(example["label_name"])
+                _check_label_name(name, index, label, label_name, raw, label_names)
             sample_id = f"{index:07d}"
             if id_feature:
                 sample_id = _text(example[id_feature])
@@ -270,23 +272,27 @@ def export_split(
         time.perf_counter() - start,
         counts.get("skipped", 0),
     )
-    _check_label_names(name, label_names)
     return written
 
 
-def _check_label_names(name: str, seen: dict[int, str]) -> None:
-    """Warn where per-example label names disagree with the shipped raw names."""
-    raw = shipped_classnames("tfds").get(name, {}).get("raw")
-    if not seen or raw is None:
-        return
-    wrong = {i: n for i, n in seen.items() if i >= len(raw) or raw[i] != n}
-    if wrong:
-        log.warning(
-            "%d label_name value(s) of %s differ from the shipped class names, "
-            "e.g. %s; check clipstudy/classnames/tfds.json",
-            len(wrong),
-            name,
-            dict(list(wrong.items())[:3]),
+def _check_label_name(
+    name: str,
+    index: int,
+    label: int,
+    label_name: str,
+    raw: list[str] | None,
+    seen: dict[int, str],
+) -> None:
+    """Raise if an example's label_name disagrees with the shipped or earlier name."""
+    expected, source = seen.setdefault(label, label_name), "earlier examples"
+    if raw is not None:
+        expected = raw[label] if label < len(raw) else None
+        source = "clipstudy/classnames/tfds.json"
+    if label_name != expected:
+        raise ValueError(
+            f"example {index} of TFDS {name} has label {label} named "
+            f"{label_name!r}, but {source} name it {expected!r}; fix the shipped "
+            "class names, or delete the prepared dataset and prepare it again"
         )
 
 

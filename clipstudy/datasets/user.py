@@ -42,15 +42,28 @@ def folder_classes(path: str | os.PathLike, classnames: list[str] | None = None)
     missing = sorted(set(classnames) - set(folders))
     if missing:
         raise ValueError(f"classnames {missing} have no sub-folder in {path}")
+    left_out = sorted(set(folders) - set(classnames))
+    if left_out:
+        log.info(
+            "left out %d sub-folder(s) of %s not in classnames: %s",
+            len(left_out),
+            path,
+            ", ".join(left_out),
+        )
     return list(classnames)
 
 
 def _folder_samples(path: Path, classes: list[str]) -> Iterator[tuple]:
+    others = 0
     for label, name in enumerate(classes):
         files = sorted(p for p in (path / name).rglob("*") if p.is_file())
         for file in files:
             if is_image_file(file):
                 yield file.relative_to(path).as_posix(), label, file.read_bytes()
+            else:
+                others += 1
+    if others:
+        log.info("left out %d file(s) of %s that are not images", others, path)
 
 
 def read_csv_rows(csv_path: str | os.PathLike) -> list[tuple[str, str]]:

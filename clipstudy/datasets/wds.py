@@ -9,12 +9,15 @@ sample has an image (`webp`, `png`, `jpg` or `jpeg`) and a `cls` label.
 import logging
 import os
 import re
+import shutil
 import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from clipstudy.data import write_classes, write_samples
+from huggingface_hub import snapshot_download
+
+from clipstudy.data import write_classes, write_json, write_samples
 from clipstudy.datasets.common import check_on_corrupt, checked_samples
 
 log = logging.getLogger(__name__)
@@ -23,11 +26,21 @@ REPO_PREFIX = "clip-benchmark/wds_"
 CLASSNAMES = "classnames.txt"
 TEMPLATES = "zeroshot_classification_templates.txt"
 IMAGE_KEYS = ("webp", "png", "jpg", "jpeg")
+RECORD = "mirror.json"
+COMMIT = re.compile(r"^[0-9a-fA-F]{40}$")
 
 
 def repo_id(name: str) -> str:
     """The hub dataset repository of a CLIP_benchmark mirror, e.g. wds_vtab-cifar10."""
     return REPO_PREFIX + name.replace("/", "-")
+
+
+def _link_snapshot(snapshot: Path, split: str, out_dir: Path) -> None:
+    """Link a cached snapshot's split folder and name files into `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in (split, CLASSNAMES, TEMPLATES):
+        if (snapshot / name).exists():
+            (out_dir / name).symlink_to(snapshot / name)
 
 
 def download_wds(
@@ -37,46 +50,66 @@ def download_wds(
     out_dir: str | os.PathLike,
     local_source: str | os.PathLike | None = None,
 ) -> Path:
-    """Fetch one split's shards, class names and templates of a mirror into out_dir.
+    """Fetch one split's shards, class names and templates of a mirror; return out_dir.
 
+    Files land in the Hugging Face cache (HF_HOME); `out_dir` gets links to the
+    snapshot and `mirror.json`, which records the commit `revision` resolved to.
     With `local_source` (a copy of the mirror on disk) nothing is downloaded.
     """
-    from huggingface_hub import snapshot_download
-
+    out_dir = Path(out_dir)
     if local_source is not None:
-        return copy_mirror(local_source, split, out_dir)
-    if revision == "main":
+        copy_mirror(local_source, split, out_dir)
+        write_json(out_dir / RECORD, {"local_source": os.fspath(local_source)})
+        return out_dir
+    if not COMMIT.match(revision):
         log.warning(
-            "mirror %s is not pinned (revision: main); pin a commit for "
+            "mirror %s is not pinned (revision: %s); pin a 40-hex commit id for "
             "reproducible results",
             repo_id(name),
+            revision,
         )
     start = time.perf_counter()
-    snapshot_download(
-        repo_id(name),
-        repo_type="dataset",
-        revision=revision,
-        local_dir=os.fspath(out_dir),
-        allow_patterns=[f"{split}/*", CLASSNAMES, TEMPLATES],
+    snapshot = Path(
+        snapshot_download(
+            repo_id(name),
+            repo_type="dataset",
+            revision=revision,
+            allow_patterns=[f"{split}/*", CLASSNAMES, TEMPLATES],
+        )
     )
+    commit = snapshot.name
+    if COMMIT.match(revision) and commit != revision.lower():
+        raise RuntimeError(
+            f"asked for {repo_id(name)} at commit {revision}, the hub cache gave "
+            f"{commit}; clear {snapshot.parent.parent} and run again"
+        )
+    _link_snapshot(snapshot, split, out_dir)
     shards = shard_paths(out_dir, split)
+    record = {
+        "repo_id": repo_id(name),
+        "revision": revision,
+        "commit": commit,
+        "snapshot": os.fspath(snapshot),
+        "split": split,
+        "shards": len(shards),
+    }
+    write_json(out_dir / RECORD, record)
     log.info(
-        "downloaded %d shard(s) of %s %s at %s in %.1f s",
+        "downloaded %d shard(s) of %s %s at %s (commit %s) in %.1f s",
         len(shards),
         repo_id(name),
         split,
         revision,
+        commit,
         time.perf_counter() - start,
     )
-    return Path(out_dir)
+    return out_dir
 
 
 def copy_mirror(
     source: str | os.PathLike, split: str, out_dir: str | os.PathLike
 ) -> Path:
     """Copy a split, class names and templates from a local copy of a mirror."""
-    import shutil
-
     source, out_dir = Path(source), Path(out_dir)
     if not (source / split).is_dir():
         raise FileNotFoundError(
@@ -151,6 +184,17 @@ def read_lines(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
+def read_classnames(mirror_dir: Path) -> list[str]:
+    """The mirror's class names, in label order; raise if classnames.txt is missing."""
+    path = mirror_dir / CLASSNAMES
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing, so labels cannot be named; delete {mirror_dir} "
+            "and download the mirror again (or add the file to local_source)"
+        )
+    return read_lines(path)
+
+
 def _samples(mirror_dir: Path, split: str, n_classes: int) -> Iterator[tuple]:
     seen = set()
     for shard in shard_paths(mirror_dir, split):
@@ -185,7 +229,7 @@ def prepare_wds(
     """
     check_on_corrupt(on_corrupt)
     mirror_dir = Path(mirror_dir)
-    n_classes = len(read_lines(mirror_dir / CLASSNAMES))
+    n_classes = len(read_classnames(mirror_dir))
     where = f"mirror {mirror_dir.name} {split}"
     counts: dict = {}
     start = time.perf_counter()
@@ -210,10 +254,7 @@ def export_wds_classes(
 ) -> Path:
     """Write `{out_dir}/classes.json` from the mirror's class names and templates."""
     mirror_dir = Path(mirror_dir)
-    names_file = mirror_dir / CLASSNAMES
-    if not names_file.is_file():
-        raise FileNotFoundError(f"{names_file} is missing; download the mirror again")
-    names = read_lines(names_file)
+    names = read_classnames(mirror_dir)
     templates_file = mirror_dir / TEMPLATES
     templates = read_lines(templates_file) if templates_file.is_file() else None
     bad = [t for t in templates or [] if "{c}" not in t]

@@ -11,6 +11,15 @@ TABLES = {
     "Table 3": ("tfds", "acc1_adjusted"),
     "Table 4": ("tfds", "mean_per_class_recall"),
 }
+# The split each published table was scored on: CLIP_benchmark's test splits,
+# the study's TFDS train splits and the Miniplaces test split (class leaderboard).
+PUBLISHED_SPLITS = {
+    "Table 1": "test",
+    "Table 2": "test",
+    "Table 3": "train",
+    "Table 4": "train",
+    "Miniplaces": "test",
+}
 
 
 def _read(name: str) -> pd.DataFrame:
@@ -44,6 +53,21 @@ def study_tfds() -> pd.DataFrame:
 def study_miniplaces() -> pd.DataFrame:
     """The study's Miniplaces table: test-split top-1 from the class leaderboard."""
     return _read("study_miniplaces_results.csv")
+
+
+def miniplaces_top1(published_as: str) -> float:
+    """The study's Miniplaces top-1 for a checkpoint's published name, else NaN.
+
+    Matched like Tables 1-4, on `published_as` ("<model> <pretrained tag>"). The
+    study gave its LAION ViT-L-14 no tag ("laion (tag not stated)"), so a stated
+    tag matches every tag that starts with it.
+    """
+    model, _, tag = str(published_as).strip().partition(" ")
+    for row in study_miniplaces().itertuples():
+        stated = str(row.pretrained).split(" ")[0]
+        if row.model == model and tag.startswith(stated):
+            return float(row.value)
+    return float("nan")
 
 
 def published_cells() -> pd.DataFrame:

@@ -14,14 +14,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from clipstudy import published  # noqa: E402
 from clipstudy.data import atomic_path  # noqa: E402
 from clipstudy.report.settings import FIGURE_NAMES  # noqa: E402
 from clipstudy.report.tables import (  # noqa: E402
     Table,
     build_tables,
     read_zeroshot,
-    robustness_frame,
 )
 
 log = logging.getLogger(__name__)
@@ -121,7 +119,13 @@ def figure_benchmark_top1_mean(tables: Mapping[str, Table]) -> plt.Figure:
     order = data.groupby("dataset")["acc1"].mean().sort_values(ascending=False).index
     fig, ax = plt.subplots(figsize=(max(6.0, 2.5 + 0.3 * len(order)), 4.2))
     sns.barplot(
-        data=data, x="dataset", y="acc1", order=order, color="#8fb3d9", errorbar=None
+        data=data,
+        x="dataset",
+        y="acc1",
+        order=order,
+        color="#8fb3d9",
+        errorbar=None,
+        ax=ax,
     )
     sns.stripplot(
         data=data, x="dataset", y="acc1", order=order, color="0.25", size=2.5, ax=ax
@@ -143,7 +147,7 @@ def figure_robustness(tables: Mapping[str, Table]) -> plt.Figure:
             title, f"Needs the reference and every shift ({shifts}) per checkpoint."
         )
     fig, ax = plt.subplots(figsize=(6.4, 5.0))
-    reference = _published_robustness(table)
+    reference = table.extra.get("published", pd.DataFrame())
     if not reference.empty:
         ax.scatter(
             reference["reference"],
@@ -174,18 +178,6 @@ def figure_robustness(tables: Mapping[str, Table]) -> plt.Figure:
     )
     ax.legend(loc="upper left")
     return fig
-
-
-def _published_robustness(table: Table) -> pd.DataFrame:
-    benchmark = published.clip_benchmark()
-    rows = benchmark.rename(columns={"dataset": "benchmark_name"}).assign(
-        dataset=benchmark["dataset"], label=benchmark["model_fullname"]
-    )
-    spec = {
-        "reference": table.extra.get("reference", "imagenet1k"),
-        "shifts": table.extra.get("shifts", []),
-    }
-    return robustness_frame(rows, {"robustness": spec})
 
 
 def figure_tfds_acc1_adjusted(

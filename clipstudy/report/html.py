@@ -196,7 +196,7 @@ def report_context(
     figures: Mapping[str, str | os.PathLike] | None = None,
     relevance: Sequence[str | os.PathLike] = (),
     leaderboards: Sequence[str | os.PathLike] = (),
-    checkpoints_dir: str | os.PathLike | None = None,
+    checkpoint_files: Sequence[str | os.PathLike] = (),
     benchmarks_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Everything the template shows, computed from the workflow's outputs."""
@@ -230,7 +230,7 @@ def report_context(
         "leaderboards": _leaderboards(leaderboards),
         "relevance": collect_relevance(relevance),
         "relevance_plan": _relevance_plan(config),
-        **_provenance(zeroshot, config, settings, checkpoints_dir, benchmarks_dir),
+        **_provenance(zeroshot, config, settings, checkpoint_files, benchmarks_dir),
     }
 
 
@@ -242,6 +242,8 @@ def _comparison_summary(comparison: Table) -> dict:
     return {
         "cells": len(frame),
         "flagged": len(flagged),
+        "other_split": int((frame["split"] != frame["published_split"]).sum()),
+        "tables": ", ".join(dict.fromkeys(frame["table"])),
         "max_abs": float(frame["difference"].abs().max()),
         "within": int(frame["within_interval"].sum()),
         "flagged_table": Table("flagged", "Flagged cells", flagged),
@@ -252,7 +254,7 @@ def _provenance(
     zeroshot: pd.DataFrame,
     config: Mapping,
     settings: Mapping,
-    checkpoints_dir: str | os.PathLike | None,
+    checkpoint_files: Sequence[str | os.PathLike],
     benchmarks_dir: str | os.PathLike | None,
 ) -> dict:
     experiments = (config.get("relevance") or {}).get("experiments") or {}
@@ -270,7 +272,7 @@ def _provenance(
         "checkpoints": Table(
             "checkpoints",
             "",
-            provenance.checkpoint_records(checkpoints, checkpoints_dir).set_index(
+            provenance.checkpoint_records(checkpoints, checkpoint_files).set_index(
                 "checkpoint"
             ),
         ),
@@ -323,7 +325,7 @@ def build_report(
     figures: Mapping[str, str | os.PathLike] | None = None,
     relevance: Sequence[str | os.PathLike] = (),
     leaderboards: Sequence[str | os.PathLike] = (),
-    checkpoints_dir: str | os.PathLike | None = None,
+    checkpoint_files: Sequence[str | os.PathLike] = (),
     benchmarks_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Write the self-contained report page to `out`; return its path."""
@@ -334,7 +336,7 @@ def build_report(
         figures,
         relevance,
         leaderboards,
-        checkpoints_dir,
+        checkpoint_files,
         benchmarks_dir,
     )
     page = render_report(context)

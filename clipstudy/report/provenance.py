@@ -46,12 +46,17 @@ def package_versions(names: Iterable[str] = PACKAGES) -> pd.DataFrame:
 
 
 def checkpoint_records(
-    ids: Iterable[str], folder: str | os.PathLike | None
+    ids: Iterable[str], files: Iterable[str | os.PathLike] = ()
 ) -> pd.DataFrame:
-    """Model, pretrained tag, size and sha256 of each checkpoint from its JSON."""
+    """Model, pretrained tag, size and sha256 of each checkpoint from its JSON.
+
+    `files` are the `results/checkpoints/<id>.json` records; an id without one
+    shows as `not recorded`.
+    """
+    by_id = {Path(path).stem: Path(path) for path in files}
     rows = []
     for checkpoint in sorted(set(ids)):
-        path = Path(folder, f"{checkpoint}.json") if folder else None
+        path = by_id.get(checkpoint)
         if path is None or not path.is_file():
             rows.append({"checkpoint": checkpoint, "sha256": "not recorded"})
             continue
@@ -195,11 +200,14 @@ def known_deviations(zeroshot: pd.DataFrame, settings: Mapping) -> dict:
         if any("cassava" in str(name) for name in names)
     ]
     miniplaces = zeroshot[zeroshot["source"].astype(str) == "miniplaces"]
+    on_cassava = tfds["benchmark_name"].astype(str).str.contains("cassava")
+    cassava_classes = sorted(tfds.loc[on_cassava, "n_classes"].astype(int).unique())
     return {
         "tfds_splits": {str(k): int(v) for k, v in splits.items()},
         "openai_quickgelu": sorted(openai.loc[quick, "checkpoint"].astype(str)),
         "openai_plain_gelu": sorted(openai.loc[~quick, "checkpoint"].astype(str)),
         "cassava_group": cassava[0] if cassava else None,
+        "cassava_classes": [int(n) for n in cassava_classes],
         "miniplaces_checkpoints": sorted(miniplaces["label"].astype(str).unique()),
         "miniplaces_splits": sorted(miniplaces["split"].astype(str).unique()),
     }

@@ -29,7 +29,7 @@ DEFAULTS: dict = {
     "tolerance": 0.01,
     "banner": None,
     "task_groups": {},
-    "prompts": {"benchmarks": "benchmark", "tfds": "study"},
+    "prompts": {"benchmarks": "benchmark", "tfds": "benchmark"},
     "class_names": {"raw": "study", "curated": "curated"},
     "robustness": {
         "reference": "imagenet1k",

@@ -8,7 +8,9 @@
 # munged, slurmctld and slurmd, runs `python -m clipstudy.smoke` with
 # --workflow-profile profiles/slurm, and checks every sbatch call: GPU rules ask
 # for --gpus=1, CPU rules for no GPU, local rules are never submitted, and GPU
-# jobs see the GPU Slurm allocated. Stops what it started on exit.
+# jobs see the GPU Slurm allocated. Stops what it started on exit, munged
+# included: the install runs under a policy-rc.d that keeps apt from starting
+# daemons, and a munged the install started anyway is stopped as well.
 #
 # Exit status: 0 passed, 1 failed, 77 skipped (the reason is printed).
 # Environment: PYTHON (default: the repo's .venv), CLIPSTUDY_SLURM_TIMEOUT
@@ -30,6 +32,7 @@ TARGETS=${CLIPSTUDY_SLURM_TARGETS:-$DEFAULT_TARGETS}
 WORK=$(realpath -m "${1:-$(mktemp -d "${TMPDIR:-/tmp}/clipstudy-slurm.XXXXXX")}")
 CONF_LINK=/etc/slurm/slurm.conf
 GRES_LINK=/etc/slurm/gres.conf
+POLICY=/usr/sbin/policy-rc.d
 
 skip() {
     echo "SKIP: $*"
@@ -66,6 +69,9 @@ mkdir -p "$WORK"/{etc,state,spool,log,bin,munge}
 say "work folder $WORK"
 STARTED_PIDS=()
 LINKED_CONF=0
+WROTE_POLICY=0
+# a munged running now is not ours to stop; one that appears later is
+MUNGED_BEFORE=$(pgrep -x munged || true)
 T_TOTAL=$(now)
 
 cleanup() {
@@ -88,6 +94,7 @@ cleanup() {
     if [[ $LINKED_CONF == 1 ]]; then
         rm -f "$CONF_LINK" "$GRES_LINK"
     fi
+    [[ $WROTE_POLICY == 1 ]] && rm -f "$POLICY"
     say "stopped the daemons this test started (${#STARTED_PIDS[@]})"
     exit "$status"
 }
@@ -104,6 +111,12 @@ if [[ $INSTALLED == "${#PACKAGES[@]}" ]]; then
 else
     say "installing ${PACKAGES[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    if [[ ! -e $POLICY ]]; then
+        # keep the packages' maintainer scripts from starting their daemons
+        printf '#!/bin/sh\nexit 101\n' >"$POLICY"
+        chmod +x "$POLICY"
+        WROTE_POLICY=1
+    fi
     if ! apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" \
         >"$WORK/log/apt.log" 2>&1; then
         apt-get update -q >>"$WORK/log/apt.log" 2>&1 \
@@ -113,6 +126,23 @@ else
             || skip "apt-get install failed; see $WORK/log/apt.log"
     fi
 fi
+if [[ $WROTE_POLICY == 1 ]]; then
+    rm -f "$POLICY"
+    WROTE_POLICY=0
+fi
+# a daemon the install started anyway (an existing policy-rc.d allowed it) is ours
+for pid in $(pgrep -x munged || true); do
+    if ! grep -qx "$pid" <<<"$MUNGED_BEFORE"; then
+        say "the install started munged (pid $pid); it is stopped on exit"
+        STARTED_PIDS+=("$pid")
+    fi
+done
+# none ran before (checked above), so any slurmctld or slurmd now is the install's
+for pid in $(pgrep -x slurmctld || true) $(pgrep -x slurmd || true); do
+    say "the install started a Slurm daemon (pid $pid); stopping it"
+    kill "$pid"
+    STARTED_PIDS+=("$pid")
+done
 INSTALL_S=$(seconds_since "$T_INSTALL")
 say "install: ${INSTALL_S} s"
 
