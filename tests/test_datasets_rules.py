@@ -64,7 +64,7 @@ def _config(tmp_path, checkpoint) -> dict:
             },
             "wds-fake": {
                 "source": "wds",
-                "name": "fake",
+                "name": "vtab/pets",
                 "split": "test",
                 "revision": "main",
             },
