@@ -75,17 +75,30 @@ def geometric_transform(config: dict):
 
 
 class _Decoder(torch.utils.data.Dataset):
-    """Decode and resize one row group of a prepared split per item."""
+    """Decode and resize one chunk of a row group of a prepared split per item.
 
-    def __init__(self, samples, transform, on_corrupt: str):
+    Chunks of at most `chunk` rows keep every loader worker busy to the end.
+    """
+
+    def __init__(self, samples, transform, on_corrupt: str, chunk: int = 32):
         self.samples, self.transform, self.on_corrupt = samples, transform, on_corrupt
-        self.groups = pq.ParquetFile(samples).num_row_groups
+        metadata = pq.ParquetFile(samples).metadata
+        self.items = [
+            (group, start, min(start + chunk, rows))
+            for group in range(metadata.num_row_groups)
+            for rows in [metadata.row_group(group).num_rows]
+            for start in range(0, rows, chunk)
+        ]
 
     def __len__(self) -> int:
-        return self.groups
+        return len(self.items)
 
-    def __getitem__(self, group: int):
-        rows = pq.ParquetFile(self.samples).read_row_group(group).to_pylist()
+    def __getitem__(self, item: int):
+        group, start, end = self.items[item]
+        if getattr(self, "_group", None) != group:  # one row group read per worker
+            self._group = group
+            self._table = pq.ParquetFile(self.samples).read_row_group(group)
+        rows = self._table.slice(start, end - start).to_pylist()
         pixels, ids, labels = [], [], []
         for row in rows:
             try:

@@ -52,6 +52,25 @@ PREPROCESS = {
 PREPROCESS_BY_KEY = {cache_key(cfg): cfg for cfg in PREPROCESS.values()}
 
 
+def count_cache_readers():
+    """Checkpoints per (dataset, split, preprocessing) the evaluations encode.
+
+    Miniplaces checkpoints also encode the test split, for the submission.
+    """
+    readers = {}
+    for model, dataset, split, _ in evaluation_jobs(config):
+        splits = {split}
+        if config["datasets"][dataset]["source"] == "miniplaces":
+            splits.add("test")
+        for each in splits:
+            key = (dataset, each, cache_key(PREPROCESS[model]))
+            readers.setdefault(key, set()).add(model)
+    return {key: len(models) for key, models in readers.items()}
+
+
+CACHE_READERS = count_cache_readers()
+
+
 wildcard_constraints:
     model="|".join(map(re.escape, config["checkpoints"])),
     dataset="|".join(map(re.escape, config["datasets"])),
@@ -78,8 +97,15 @@ def prepared_split(wildcards):
     return f"{DATA}/prepared/{wildcards.dataset}/{wildcards.split}.parquet"
 
 
-def decoded_cache(wildcards):
+def images_to_encode(wildcards):
+    """The decoded-image cache where checkpoints share it, else the prepared split.
+
+    A cache read by one checkpoint only saves nothing: that job decodes while it
+    encodes instead.
+    """
     key = cache_key(PREPROCESS[wildcards.model])
+    if CACHE_READERS.get((wildcards.dataset, wildcards.split, key), 0) < 2:
+        return {"samples": prepared_split(wildcards)}
     stem = f"results/decoded/{wildcards.dataset}/{wildcards.split}/{key}"
     return {"images": f"{stem}.npy", "index": f"{stem}.index.parquet"}
 

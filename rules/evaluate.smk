@@ -39,7 +39,7 @@ rule decode_images:
 
 rule encode_images:
     input:
-        unpack(decoded_cache),
+        unpack(images_to_encode),
         checkpoint="results/checkpoints/{model}.json",
     output:
         "results/features/{model}/{dataset}/{split}.parquet",

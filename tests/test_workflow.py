@@ -39,6 +39,9 @@ def test_full_study_plans_every_job_offline(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout, re.MULTILINE))
     assert int(counts["encode_images"]) == 13 * 52 + 3 * 2
+    # one decoded-image cache per split for the eleven 224 px checkpoints (and the
+    # three of Miniplaces); the 240 and 336 px checkpoints stream their splits
+    assert int(counts["decode_images"]) == 52 + 2
     # TFDS with three prompt sets (benchmark, study, curated), the rest with one
     assert int(counts["evaluate_zeroshot"]) == 13 * (17 * 3 + 35) + 3 * 4
     assert int(counts["download_tfds"]) == 17
