@@ -25,7 +25,12 @@ import torch
 from PIL import Image
 
 from clipstudy.data import write_samples
-from clipstudy.decoded import cache_key, decode_split, preprocess_config
+from clipstudy.decoded import (
+    cache_key,
+    decode_split,
+    inference_transform,
+    preprocess_config,
+)
 from clipstudy.evaluate import autocast, encode_decoded, encode_images
 
 
@@ -133,15 +138,7 @@ def main() -> None:
                 workers=args.workers,
             )
             cache = args.images / (time.perf_counter() - start)
-            preprocess = open_clip.image_transform(
-                size,
-                is_train=False,
-                mean=config["mean"],
-                std=config["std"],
-                interpolation=config["interpolation"],
-                resize_mode=config["resize_mode"],
-                fill_color=config["fill_color"],
-            )
+            preprocess = inference_transform(config)
             start = time.perf_counter()
             encode_images(
                 model,

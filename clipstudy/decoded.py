@@ -51,12 +51,11 @@ def cache_key(config: dict) -> str:
     return key
 
 
-def geometric_transform(config: dict):
-    """open_clip's own resize and crop steps, without tensor conversion or Normalize."""
+def inference_transform(config: dict):
+    """open_clip's whole inference preprocessing for a preprocess_config()."""
     import open_clip
-    from torchvision.transforms import Compose, Normalize, ToTensor
 
-    full = open_clip.image_transform(
+    return open_clip.image_transform(
         config["size"],
         is_train=False,
         mean=config["mean"],
@@ -65,6 +64,13 @@ def geometric_transform(config: dict):
         resize_mode=config["resize_mode"],
         fill_color=config["fill_color"],
     )
+
+
+def geometric_transform(config: dict):
+    """open_clip's own resize and crop steps, without tensor conversion or Normalize."""
+    from torchvision.transforms import Compose, Normalize, ToTensor
+
+    full = inference_transform(config)
     kept = [
         step
         for step in full.transforms
