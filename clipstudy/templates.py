@@ -28,3 +28,15 @@ def imagenet_templates() -> list[str]:
 def clip_benchmark_tfds_templates(name: str) -> list[str]:
     """The templates CLIP_benchmark uses for TFDS dataset `name` (Tables 3-4)."""
     return list(TFDS_TEMPLATES.get(name) or imagenet_templates())
+
+
+def prompt_set_for(prompt_set: dict, dataset: dict) -> dict:
+    """A config prompt set for one dataset, with `templates: dataset` resolved.
+
+    TFDS ships no templates, so there `dataset` means CLIP_benchmark's; other
+    sources keep the word and the evaluation reads the templates they ship.
+    """
+    chosen = dict(prompt_set)
+    if chosen["templates"] == "dataset" and dataset["source"] == "tfds":
+        chosen["templates"] = clip_benchmark_tfds_templates(dataset["name"])
+    return chosen

@@ -23,7 +23,7 @@ from clipstudy.config import (
     validate_config,
 )
 from clipstudy.decoded import cache_key, preprocess_config
-from clipstudy.templates import clip_benchmark_tfds_templates
+from clipstudy.templates import prompt_set_for
 
 try:
     validate_config(config)
@@ -151,11 +151,9 @@ def evaluation_info(wildcards):
 
 
 def prompt_set(wildcards):
-    chosen = dict(config["prompts"][wildcards.prompts])
-    spec = config["datasets"][wildcards.dataset]
-    if chosen["templates"] == "dataset" and spec["source"] == "tfds":
-        chosen["templates"] = clip_benchmark_tfds_templates(spec["name"])
-    return chosen
+    return prompt_set_for(
+        config["prompts"][wildcards.prompts], config["datasets"][wildcards.dataset]
+    )
 
 
 def all_metrics():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from clipstudy.templates import clip_benchmark_tfds_templates
+from clipstudy.templates import clip_benchmark_tfds_templates, prompt_set_for
 
 REPO = Path(__file__).resolve().parent.parent
 CB_PYTHON = REPO / ".venv-cb" / "bin" / "python"
@@ -41,3 +41,16 @@ def test_every_tfds_template_names_the_class_once():
         templates = clip_benchmark_tfds_templates(name)
         assert templates and all(t.count("{c}") == 1 for t in templates)
     assert len(clip_benchmark_tfds_templates("malaria")) == 80
+
+
+def test_dataset_templates_resolve_for_tfds_only():
+    benchmark = {"templates": "dataset", "classnames": "study"}
+    dtd = prompt_set_for(benchmark, {"source": "tfds", "name": "dtd"})
+    assert dtd == {
+        "templates": clip_benchmark_tfds_templates("dtd"),
+        "classnames": "study",
+    }
+    assert benchmark["templates"] == "dataset"
+    assert prompt_set_for(benchmark, {"source": "wds", "name": "cars"}) == benchmark
+    own = {"templates": ["a {c}."], "classnames": "raw"}
+    assert prompt_set_for(own, {"source": "tfds", "name": "dtd"}) == own
